@@ -1,0 +1,33 @@
+# Two set-up commands: `make demo` and `make test`. Each creates .venv and installs what it needs.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint bench sample clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/xsell-stream demo
+
+test: $(STAMP)
+	$(BIN)/ruff check xsell_stream connectors tests
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check xsell_stream connectors tests
+
+# Rebuilds the committed demo sample from the shared recordings.
+sample: $(STAMP)
+	$(BIN)/python -c "from pathlib import Path; from xsell_stream.demo import build_sample, SAMPLE; \
+	d = Path('../shared/data/online-retail'); \
+	print(build_sample([d/'shopify-northwind.jsonl.gz', d/'woocommerce-continental.jsonl.gz'], Path('xsell_stream/demo')/SAMPLE), 'deliveries')"
+
+clean:
+	rm -rf $(VENV) .xsell-demo .pytest_cache

@@ -1,0 +1,141 @@
+"""The HTTP receiver: POST /webhooks/shopify and POST /webhooks/woocommerce.
+
+For each delivery: size and content type, shop, signature over the raw bytes, then parse.
+A delivery whose effect is already in Redis is answered 200 at once. Otherwise it is held
+as pending, produced to Kafka, and answered 200 only after the broker acknowledged; 503 when
+the broker (or Redis) is unreachable, so the store retries. Deduplication happens only after
+the signature is verified, so a forged delivery can never mark an id as seen.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from types import ModuleType
+
+import redis.asyncio as aredis
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from xsell_stream import events
+from xsell_stream.config import Settings
+from xsell_stream.store import DeliveryLedger
+
+from . import shopify, signing, woocommerce
+from .common import CustomerKeys
+from .errors import Rejected
+from .producer import BrokerUnavailable, EventProducer
+
+log = logging.getLogger("xsell_stream.connector")
+
+PLATFORMS: dict[str, ModuleType] = {"shopify": shopify, "woocommerce": woocommerce}
+
+
+class Receiver:
+    def __init__(
+        self,
+        settings: Settings,
+        producer: EventProducer,
+        ledger: DeliveryLedger,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._settings = settings
+        self._producer = producer
+        self._ledger = ledger
+        self._keys = CustomerKeys(settings.email_key())
+        self._clock = clock
+        self._topic = settings.kafka_settings.topic
+
+    async def handle(self, platform: str, request: web.Request) -> web.Response:
+        shop = "unknown"
+        try:
+            response, shop = await self._receive(platform, request)
+            return response
+        except Rejected as exc:
+            log.info("%s delivery rejected (%d): %s", platform, exc.status, exc.reason)
+            outcome = {401: "unauthorized", 413: "too_large", 415: "bad_content_type"}.get(
+                exc.status, "bad_request" if exc.status < 500 else "unavailable"
+            )
+            await self._count(platform, shop, outcome)
+            return web.json_response({"error": exc.reason}, status=exc.status)
+
+    async def _receive(self, platform: str, request: web.Request) -> tuple[web.Response, str]:
+        module = PLATFORMS[platform]
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            limit = self._settings.connector.max_body_bytes
+            raise Rejected(413, f"body larger than {limit} bytes "
+                                "(raise [connector].max_body_bytes)") from None
+        headers: Mapping[str, str] = request.headers
+
+        if platform == "woocommerce" and woocommerce.is_ping(headers, raw):
+            await self._count(platform, "unknown", "ping")
+            return web.json_response({"status": "ping acknowledged"}), "unknown"
+
+        shop_id = module.shop_of(headers)
+        shop = self._settings.shop(shop_id) if shop_id else None
+        if shop is None or shop.platform != platform:
+            raise Rejected(401, "unknown shop: add it to [[shops]] in the config")
+        if not signing.verify(raw, headers.get(module.SIGNATURE_HEADER), shop.secrets):
+            raise Rejected(401, f"bad or missing {module.SIGNATURE_HEADER}")
+        content_type = request.content_type
+        if content_type != "application/json":
+            raise Rejected(415, f"content type {content_type!r}, expected application/json")
+        delivery_id = (headers.get(module.DELIVERY_HEADER) or "").strip()
+        if not delivery_id or len(delivery_id) > 200:
+            raise Rejected(400, f"missing or malformed {module.DELIVERY_HEADER}")
+        topic = (headers.get(module.TOPIC_HEADER) or "").strip()
+        if not topic:
+            raise Rejected(400, f"missing {module.TOPIC_HEADER}")
+
+        try:
+            event = module.parse(topic, raw, shop.id, delivery_id, self._keys, self._clock())
+        except ValueError as exc:  # pydantic's ValidationError: valid JSON, wrong values
+            reason = str(exc).splitlines()
+            raise Rejected(400, " ".join(line.strip() for line in reason[:3])) from None
+        if event is None:
+            await self._count(platform, shop.id, "ignored")
+            return web.json_response({"status": f"topic {topic} ignored"}), shop.id
+
+        try:
+            if await self._ledger.is_done(shop.id, delivery_id):
+                await self._count(platform, shop.id, "duplicate")
+                return web.json_response({"status": "duplicate"}), shop.id
+            await self._ledger.hold(shop.id, delivery_id)
+        except RedisError as exc:
+            raise Rejected(503, f"Redis unavailable ({type(exc).__name__}); retry later") from None
+        try:
+            await self._producer.send(self._topic, events.partition_key(event),
+                                      events.encode(event))
+        except BrokerUnavailable as exc:
+            await self._ledger.release(shop.id, delivery_id)
+            raise Rejected(503, f"Kafka unavailable ({exc}); retry later") from None
+        await self._count(platform, shop.id, "accepted")
+        return web.json_response({"status": "accepted"}), shop.id
+
+    async def _count(self, platform: str, shop: str, outcome: str) -> None:
+        try:
+            await self._ledger.count_webhook(platform, shop, outcome)
+        except RedisError:
+            log.warning("could not count a %s webhook (%s): Redis unavailable", platform, outcome)
+
+
+def make_app(settings: Settings, producer: EventProducer, client: aredis.Redis) -> web.Application:
+    receiver = Receiver(settings, producer, DeliveryLedger(client))
+    app = web.Application(client_max_size=settings.connector.max_body_bytes)
+
+    async def shopify_webhook(request: web.Request) -> web.Response:
+        return await receiver.handle("shopify", request)
+
+    async def woocommerce_webhook(request: web.Request) -> web.Response:
+        return await receiver.handle("woocommerce", request)
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    app.router.add_post("/webhooks/shopify", shopify_webhook)
+    app.router.add_post("/webhooks/woocommerce", woocommerce_webhook)
+    app.router.add_get("/healthz", healthz)
+    return app

@@ -1,0 +1,83 @@
+"""What both platforms' parsers need: exact JSON, money, timestamps and customer keys."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from .errors import Rejected
+
+
+def load_json(raw: bytes) -> Any:
+    """JSON with exact numbers: integers stay integers (ids above 2**53 survive), and
+    fractions become Decimals, never floats."""
+    try:
+        return json.loads(raw, parse_float=Decimal)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise Rejected(400, f"body is not valid JSON: {exc}") from None
+
+
+def require(obj: Any, key: str, what: str) -> Any:
+    if not isinstance(obj, dict) or obj.get(key) is None:
+        raise Rejected(400, f"{what} has no {key!r}")
+    return obj[key]
+
+
+def money(value: Any, what: str) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
+        raise Rejected(400, f"{what} is not an amount: {value!r}")
+    try:
+        amount = Decimal(value)
+    except InvalidOperation:
+        raise Rejected(400, f"{what} is not an amount: {value!r}") from None
+    if not amount.is_finite():
+        raise Rejected(400, f"{what} is not a finite amount: {value!r}")
+    return amount
+
+
+def object_id(value: Any, what: str) -> str:
+    """A platform id as an exact decimal string."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise Rejected(400, f"{what} is not an id: {value!r}")
+    text = str(value).strip()
+    if not text.isdigit():
+        raise Rejected(400, f"{what} is not an id: {value!r}")
+    return str(int(text))
+
+
+def timestamp(value: Any, what: str, assume_utc: bool = False) -> datetime:
+    """An ISO 8601 instant. Shopify sends an offset; WooCommerce's `_gmt` fields have none
+    and are UTC (`assume_utc`)."""
+    if not isinstance(value, str):
+        raise Rejected(400, f"{what} is not a timestamp: {value!r}")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise Rejected(400, f"{what} is not a timestamp: {value!r}") from None
+    if parsed.tzinfo is None:
+        if not assume_utc:
+            raise Rejected(400, f"{what} has no time zone: {value!r}")
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed
+
+
+@dataclass(frozen=True)
+class CustomerKeys:
+    """Customer keys of METRICS.md: the platform id, else the keyed hash of the normalised
+    e-mail, else anonymous (None). E-mails never leave the connector in clear."""
+
+    email_key: bytes
+
+    def key(self, customer_id: Any, email: Any) -> str | None:
+        if customer_id not in (None, "", 0, "0") and not isinstance(customer_id, bool):
+            return f"id:{object_id(customer_id, 'customer id')}"
+        if isinstance(email, str) and email.strip():
+            normalised = email.strip().lower().encode()
+            digest = hmac.new(self.email_key, normalised, hashlib.sha256).hexdigest()
+            return f"email:{digest[:32]}"
+        return None

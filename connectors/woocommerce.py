@@ -1,0 +1,106 @@
+"""WooCommerce: verify (X-WC-Webhook-Signature with the webhook secret, used literally),
+parse, map to events.
+
+Topics mapped: `order.created`, `order.updated`, `order.restored` (whole orders) and
+`order.deleted` (the body holds only the id). The creation ping (`webhook_id=N` as a form
+body, unsigned) and other topics are acknowledged and produce nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlsplit
+
+from xsell_stream.events import Event, OrderDeleted, OrderState, Refund
+
+from .common import CustomerKeys, load_json, money, object_id, require, timestamp
+from .errors import Rejected
+
+PLATFORM = "woocommerce"
+SIGNATURE_HEADER = "X-WC-Webhook-Signature"
+SOURCE_HEADER = "X-WC-Webhook-Source"
+DELIVERY_HEADER = "X-WC-Webhook-Delivery-ID"
+TOPIC_HEADER = "X-WC-Webhook-Topic"
+
+ORDER_TOPICS = frozenset({"order.created", "order.updated", "order.restored"})
+# Statuses of orders that are not (or no longer) placed: METRICS.md section 1.
+NOT_COUNTED = frozenset({"cancelled", "failed", "trash", "pending", "checkout-draft"})
+
+_PING = re.compile(rb"webhook_id=\d+")
+
+
+def is_ping(headers: Mapping[str, str], raw: bytes) -> bool:
+    """The unsigned request WooCommerce sends once when a webhook is created or saved."""
+    return SIGNATURE_HEADER not in headers and _PING.fullmatch(raw.strip()) is not None
+
+
+def shop_of(headers: Mapping[str, str]) -> str | None:
+    """The shop id is the host of X-WC-Webhook-Source (`https://shop.example/`)."""
+    source = headers.get(SOURCE_HEADER)
+    if not source:
+        return None
+    host = urlsplit(source.strip()).hostname
+    return host.lower() if host else None
+
+
+def _refund(refund: Any) -> Refund:
+    if not isinstance(refund, dict):
+        raise Rejected(400, "refund is not an object")
+    # WooCommerce lists refunds as negative strings ("-45.00").
+    amount = money(require(refund, "total", "refund"), "refund total")
+    return Refund(refund_id=object_id(require(refund, "id", "refund"), "refund id"),
+                  amount=-amount if amount < 0 else amount)
+
+
+def parse(
+    topic: str, raw: bytes, shop: str, delivery_id: str, keys: CustomerKeys, now: datetime
+) -> Event | None:
+    """The event for one verified delivery, or None for a topic that carries no figure."""
+    if topic not in ORDER_TOPICS and topic != "order.deleted":
+        return None
+    body = load_json(raw)
+    if not isinstance(body, dict):
+        raise Rejected(400, f"{topic} body is not a JSON object")
+    common = {"shop": shop, "platform": PLATFORM, "delivery_id": delivery_id, "topic": topic}
+    order_id = object_id(require(body, "id", "order"), "order id")
+    if topic == "order.deleted":
+        return OrderDeleted(**common, order_id=order_id, deleted_at=now)
+
+    # date_created is site-local without a zone; the _gmt fields are UTC.
+    created_at = timestamp(require(body, "date_created_gmt", "order"), "order date_created_gmt",
+                           assume_utc=True)
+    modified = body.get("date_modified_gmt") or body["date_created_gmt"]
+    updated_at = timestamp(modified, "order date_modified_gmt", assume_utc=True)
+    status = str(require(body, "status", "order"))
+    billing = body.get("billing") or {}
+    if not isinstance(billing, dict):
+        raise Rejected(400, "order billing is not an object")
+    line_items = body.get("line_items") or []
+    if not isinstance(line_items, list) or not all(isinstance(li, dict) for li in line_items):
+        raise Rejected(400, "order line_items is not a list of objects")
+    refunds = body.get("refunds") or []
+    if not isinstance(refunds, list):
+        raise Rejected(400, "order refunds is not a list")
+    excluded = f"status {status}" if status in NOT_COUNTED else ""
+    total: Decimal = money(require(body, "total", "order"), "order total")
+    return OrderState(
+        **common,
+        order_id=order_id,
+        updated_at=updated_at,
+        created_at=created_at,
+        counts=not excluded,
+        excluded_because=excluded,
+        customer_key=keys.key(body.get("customer_id"), billing.get("email")),
+        currency=str(require(body, "currency", "order")),
+        total=total,
+        refunds=tuple(_refund(r) for r in refunds),
+        product_ids=tuple(
+            object_id(li["product_id"], "line item product_id")
+            for li in line_items
+            if li.get("product_id") not in (None, 0, "0", "")
+        ),
+    )

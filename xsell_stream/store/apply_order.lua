@@ -1,0 +1,134 @@
+-- Apply one order event (state, refund or deletion) to a shop's aggregates, atomically.
+--
+-- The order hash keeps the newest raw state seen and the contribution it last made to the
+-- calendar buckets. Every call recomputes the contribution from the stored raw state and,
+-- when it differs, subtracts the old one and adds the new one. So applying an event twice,
+-- or an older state after a newer one, changes nothing; a refund seen before its order is
+-- kept and counted once the order arrives.
+--
+-- ARGV[1] shop prefix, e.g. "xs:{shop.example}:"
+-- ARGV[2] kind: "state" | "refund" | "delete"
+-- ARGV[3] order id
+-- ARGV[4] delivery id (marked done here, with the effect)
+-- ARGV[5] seconds a done delivery id is remembered
+-- ARGV[6] pending-entry id to clear (see the connector)
+-- ARGV[7] payload, JSON:
+--   state:  {v, d, n, k, t, b, m, p, cur, refunds: [[refund id, units], ...]}
+--   refund: {refunds: [[refund id, units]]}
+--   delete: {v, d}
+-- Money is in integer units of 1/10000, passed as strings.
+-- Returns "applied", "unchanged" or "stale".
+
+local P = ARGV[1]
+local kind = ARGV[2]
+local okey = P .. 'o:' .. ARGV[3]
+local rkey = okey .. ':r'
+local ev = cjson.decode(ARGV[7])
+
+local function fmt(x) return string.format('%d', x) end
+
+local function hincr_or_del(key, field, by)
+  local n = redis.call('HINCRBY', key, field, by)
+  if n == 0 then redis.call('HDEL', key, field) end
+  return n
+end
+
+local function is_multi(bk, k)
+  local mo = redis.call('HGET', bk .. ':mo', k)
+  if mo and tonumber(mo) > 0 then return true end
+  return redis.call('HLEN', bk .. ':sp:' .. k) >= 2
+end
+
+-- Add (s = 1) or remove (s = -1) one order's contribution to each of its buckets.
+local function contribute(c, s)
+  if c.n ~= '1' then return end
+  local r = fmt(s * tonumber(c.r))
+  for B in string.gmatch(c.b, '[^,]+') do
+    local bk = P .. 'b:' .. B
+    redis.call('HINCRBY', bk, 'orders', s)
+    redis.call('HINCRBY', bk, 'revenue', r)
+    if c.k ~= '' then
+      redis.call('HINCRBY', bk, 'named_revenue', r)
+      local was_multi = is_multi(bk, c.k)
+      local n = hincr_or_del(bk .. ':co', c.k, s)
+      if s == 1 and n == 1 then redis.call('HINCRBY', bk, 'customers', 1) end
+      if s == 1 and n == 2 then redis.call('HINCRBY', bk, 'repeat_customers', 1) end
+      if s == -1 and n == 0 then redis.call('HINCRBY', bk, 'customers', -1) end
+      if s == -1 and n == 1 then redis.call('HINCRBY', bk, 'repeat_customers', -1) end
+      if c.m == '1' then
+        hincr_or_del(bk .. ':mo', c.k, s)
+      elseif c.p ~= '' then
+        hincr_or_del(bk .. ':sp:' .. c.k, c.p, s)
+      end
+      local now_multi = is_multi(bk, c.k)
+      if was_multi ~= now_multi then
+        redis.call('HINCRBY', bk, 'multi_product_customers', now_multi and 1 or -1)
+      end
+    end
+  end
+end
+
+-- 1. Refunds are facts keyed by their id: merge them whatever the state's age.
+if ev.refunds then
+  for _, rf in ipairs(ev.refunds) do
+    redis.call('HSETNX', rkey, rf[1], rf[2])
+  end
+end
+
+-- 2. The newest state wins; equal timestamps are ordered by digest, so any delivery order
+--    ends in the same state.
+local outcome = 'applied'
+if kind == 'state' or kind == 'delete' then
+  local cur = redis.call('HMGET', okey, 'v', 'd')
+  local newer = true
+  if cur[1] then
+    local sv, nv = tonumber(cur[1]), tonumber(ev.v)
+    newer = nv > sv or (nv == sv and ev.d > cur[2])
+  end
+  if newer then
+    if kind == 'state' then
+      redis.call('HSET', okey, 'v', ev.v, 'd', ev.d, 'n', ev.n, 'k', ev.k, 't', ev.t,
+        'b', ev.b, 'm', ev.m, 'p', ev.p)
+      redis.call('HSET', P .. 'meta', 'currency', ev.cur)
+    else
+      redis.call('HSET', okey, 'v', ev.v, 'd', ev.d, 'n', '0')
+    end
+  else
+    outcome = 'stale'
+  end
+end
+
+-- 3. The contribution the stored state makes now, against the one it made before.
+local raw = redis.call('HMGET', okey, 'n', 'k', 't', 'b', 'm', 'p', 'cn', 'ck', 'cr', 'cb', 'cm', 'cp')
+local new = nil
+if raw[1] then
+  local refunded = 0
+  for _, units in ipairs(redis.call('HVALS', rkey)) do refunded = refunded + tonumber(units) end
+  new = { n = raw[1], k = raw[2], r = fmt(tonumber(raw[3]) - refunded), b = raw[4], m = raw[5],
+          p = raw[6] }
+end
+local old = nil
+if raw[7] then
+  old = { n = raw[7], k = raw[8], r = raw[9], b = raw[10], m = raw[11], p = raw[12] }
+end
+
+local function same(a, b)
+  if a == nil or b == nil then return a == b end
+  return a.n == b.n and a.k == b.k and a.r == b.r and a.b == b.b and a.m == b.m and a.p == b.p
+end
+
+if same(old, new) then
+  if outcome == 'applied' then outcome = 'unchanged' end
+else
+  if old then contribute(old, -1) end
+  contribute(new, 1)
+  redis.call('HSET', okey, 'cn', new.n, 'ck', new.k, 'cr', new.r, 'cb', new.b, 'cm', new.m,
+    'cp', new.p)
+end
+
+-- 4. The delivery is done only now that its effect is in Redis.
+redis.call('SET', P .. 'dlv:' .. ARGV[4], '1', 'EX', ARGV[5])
+redis.call('HDEL', P .. 'pending', ARGV[6])
+redis.call('HINCRBY', P .. 'stats', 'events_' .. outcome, 1)
+redis.call('HSET', P .. 'stats', 'last_event_unix', redis.call('TIME')[1])
+return outcome
