@@ -20,6 +20,9 @@ test: $(STAMP)
 	$(BIN)/ruff check xsell_stream connectors tests
 	$(BIN)/pytest
 
+bench: $(STAMP)
+	$(BIN)/python -m tests.bench_replay
+
 lint: $(STAMP)
 	$(BIN)/ruff check xsell_stream connectors tests
 
