@@ -98,6 +98,7 @@ class Receiver:
         if event is None:
             await self._count(platform, shop.id, "ignored")
             return web.json_response({"status": f"topic {topic} ignored"}), shop.id
+        _check_amounts(event)
 
         try:
             if await self._ledger.is_done(shop.id, delivery_id):
@@ -120,6 +121,19 @@ class Receiver:
             await self._ledger.count_webhook(platform, shop, outcome)
         except RedisError:
             log.warning("could not count a %s webhook (%s): Redis unavailable", platform, outcome)
+
+
+def _check_amounts(event: events.Event) -> None:
+    """Amounts a store can really send: an order total or a refund is never negative (the
+    events' own validation already bounds their size and decimal places)."""
+    totals = [("order total", getattr(event, "total", None))]
+    refunds = list(getattr(event, "refunds", ()) or ())
+    if isinstance(event, events.RefundIssued):
+        refunds.append(event.refund)
+    totals += [(f"refund {r.refund_id}", r.amount) for r in refunds]
+    for what, amount in totals:
+        if amount is not None and amount < 0:
+            raise Rejected(400, f"{what} is negative: {amount}")
 
 
 def make_app(settings: Settings, producer: EventProducer, client: aredis.Redis) -> web.Application:
