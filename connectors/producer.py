@@ -42,6 +42,8 @@ class EventProducer:
                     max_block_ms=int(self._timeout * 1000),
                     request_timeout_ms=int(self._timeout * 1000),
                     delivery_timeout_ms=int(self._timeout * 1000) + 1000,
+                    # Without a broker the constructor itself blocks this long.
+                    bootstrap_timeout_ms=int(self._timeout * 1000),
                 )
             return self._producer
 

@@ -10,9 +10,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.conftest import RECORDED_SHOPS, RECORDINGS, run_cli, start_stack, stop_stack, write_config
+from tests.conftest import (
+    RECORDED_SHOPS,
+    RECORDINGS,
+    run_cli,
+    start_stack,
+    stop_stack,
+    write_config,
+)
 
-FILES = [RECORDINGS / "shopify-northwind.jsonl.gz", RECORDINGS / "woocommerce-continental.jsonl.gz"]
+FILES = [RECORDINGS / "shopify-northwind.jsonl.gz",
+         RECORDINGS / "woocommerce-continental.jsonl.gz"]
 
 
 def descendants(pid: int) -> list[int]:

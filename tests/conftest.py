@@ -136,7 +136,7 @@ def write_config(directory: Path, shops: list[dict[str, object]], kafka: str | N
     """A config like the one the checks write; embedded services unless kafka/redis given."""
     text = [
         'data_dir = ".xsell"',
-        f'email_hash_key = "test-key"',
+        'email_hash_key = "test-key"',
         "[connector]", 'host = "127.0.0.1"', f"port = {free_port()}",
         "[exporter]", 'host = "127.0.0.1"', f"port = {free_port()}",
         "[embedded]", f"kafka_port = {free_port()}", f"redis_port = {free_port()}",

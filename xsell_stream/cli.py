@@ -96,7 +96,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from . import demo
     from .replay import Progress, read_deliveries, replay
-    from .report import as_table, figures_for, settle
+    from .report import figures_for, settle
     from .stack import Stack
     from .store import AggregateReader
 
