@@ -153,8 +153,12 @@ def _six_figures(report: dict[str, Any]) -> str:
     head = (f"{report['shop']} — last 30 days ({report['start']} .. {report['end']}), "
             f"{report['orders']:,} orders, {report['customers']:,} customers, "
             f"{report['currency']}")
-    rows = [f"  {name.replace('_', ' '):<26} {format_value(name, report[name]):>12}"
-            for name in SIX]
+    rows = []
+    for name in SIX:
+        value = format_value(name, report[name])
+        if name == "upsell_conversion_rate" and not report["upsell_offered_customers"]:
+            value = "n/a (no upsell offers seen)"
+        rows.append(f"  {name.replace('_', ' '):<26} {value:>12}")
     return "\n".join([head, *rows])
 
 

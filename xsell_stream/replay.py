@@ -61,7 +61,7 @@ class Progress:
     def tick(self, force: bool = False) -> None:
         now = time.monotonic()
         if not self.started:
-            self.started = now
+            self.started = self._last = now
         if force or now - self._last >= self.every:
             self._last = now
             rate = self.done / max(now - self.started, 1e-9)
