@@ -22,7 +22,7 @@ from xsell_stream import events
 from xsell_stream.config import Settings
 from xsell_stream.store import DeliveryLedger
 
-from . import shopify, signing, woocommerce
+from . import offers, shopify, signing, woocommerce
 from .common import CustomerKeys
 from .errors import Rejected
 from .producer import BrokerUnavailable, EventProducer
@@ -30,6 +30,8 @@ from .producer import BrokerUnavailable, EventProducer
 log = logging.getLogger("xsell_stream.connector")
 
 PLATFORMS: dict[str, ModuleType] = {"shopify": shopify, "woocommerce": woocommerce}
+# Offers come from the store's upsell app, for a shop of either platform.
+ENDPOINTS: dict[str, ModuleType] = {**PLATFORMS, "offers": offers}
 
 
 class Receiver:
@@ -61,7 +63,7 @@ class Receiver:
             return web.json_response({"error": exc.reason}, status=exc.status)
 
     async def _receive(self, platform: str, request: web.Request) -> tuple[web.Response, str]:
-        module = PLATFORMS[platform]
+        module = ENDPOINTS[platform]
         try:
             raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
@@ -76,7 +78,7 @@ class Receiver:
 
         shop_id = module.shop_of(headers)
         shop = self._settings.shop(shop_id) if shop_id else None
-        if shop is None or shop.platform != platform:
+        if shop is None or (module is not offers and shop.platform != platform):
             raise Rejected(401, "unknown shop: add it to [[shops]] in the config")
         if not signing.verify(raw, headers.get(module.SIGNATURE_HEADER), shop.secrets):
             raise Rejected(401, f"bad or missing {module.SIGNATURE_HEADER}")
@@ -86,12 +88,17 @@ class Receiver:
         delivery_id = (headers.get(module.DELIVERY_HEADER) or "").strip()
         if not delivery_id or len(delivery_id) > 200:
             raise Rejected(400, f"missing or malformed {module.DELIVERY_HEADER}")
-        topic = (headers.get(module.TOPIC_HEADER) or "").strip()
-        if not topic:
-            raise Rejected(400, f"missing {module.TOPIC_HEADER}")
+        topic = "offers"
+        if module is not offers:
+            topic = (headers.get(module.TOPIC_HEADER) or "").strip()
+            if not topic:
+                raise Rejected(400, f"missing {module.TOPIC_HEADER}")
 
         try:
-            event = module.parse(topic, raw, shop.id, delivery_id, self._keys, self._clock())
+            if module is offers:
+                event = offers.parse(raw, shop.id, shop.platform, delivery_id, self._keys)
+            else:
+                event = module.parse(topic, raw, shop.id, delivery_id, self._keys, self._clock())
         except ValueError as exc:  # pydantic's ValidationError: valid JSON, wrong values
             reason = str(exc).splitlines()
             raise Rejected(400, " ".join(line.strip() for line in reason[:3])) from None
@@ -151,5 +158,10 @@ def make_app(settings: Settings, producer: EventProducer, client: aredis.Redis) 
 
     app.router.add_post("/webhooks/shopify", shopify_webhook)
     app.router.add_post("/webhooks/woocommerce", woocommerce_webhook)
+
+    async def offers_webhook(request: web.Request) -> web.Response:
+        return await receiver.handle("offers", request)
+
+    app.router.add_post("/webhooks/offers", offers_webhook)
     app.router.add_get("/healthz", healthz)
     return app
