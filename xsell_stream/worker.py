@@ -39,6 +39,13 @@ def make_app(settings: Settings) -> faust.App:
         topic_partitions=kafka.partitions,
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
+        # A worker that died (kill -9, OOM, power) holds its partitions until the broker
+        # gives up on its session; 60s (Faust's default) stalls the whole shop that long
+        # after every crash. Heartbeats come from a background task, so a slow event does
+        # not trip this.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=1.0,
+        broker_rebalance_timeout=20.0,
     )
     source = app.topic(kafka.topic, key_serializer="raw", value_serializer="raw",
                        partitions=kafka.partitions)

@@ -147,12 +147,14 @@ def redis_of(stack: RunningStack) -> redis.Redis:
 def settle(stack: RunningStack, seconds: float = 300) -> None:
     """Waits until no accepted delivery is still unapplied; fails if that never happens."""
     client = redis_of(stack)
-    deadline = time.monotonic() + seconds
+    started = time.monotonic()
+    deadline = started + seconds
     left = -1
     while time.monotonic() < deadline:
         try:
             left = sum(client.hlen(f"{prefix(s.id)}pending") for s in stack.settings.shops)
             if left == 0:
+                print(f"[settled in {time.monotonic() - started:.1f}s]")
                 return
         except redis.RedisError:
             pass

@@ -1,0 +1,234 @@
+"""Crashes and outages during a replay of the committed sample: after each, the figures equal
+the clean run's exactly (every aggregate hash of both shops, compared field by field)."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import time
+import uuid
+from pathlib import Path
+
+from kafka import KafkaConsumer, KafkaProducer
+
+from tests import apache_kafka
+from tests.conftest import start_stack
+from xsell_stream.store import DEAD_LETTERS_KEY, WEBHOOKS_KEY
+
+from . import support
+
+WORKER_KILLS = 4
+CONNECTOR_KILLS = 3
+REDIS_RESTARTS = 2
+STACK_KILLS = 2
+
+
+def outcomes(stack, outcome: str) -> int:  # type: ignore[no-untyped-def]
+    counts = support.redis_of(stack).hgetall(WEBHOOKS_KEY)
+    return sum(int(v) for k, v in counts.items() if k.decode().endswith(f"|{outcome}"))
+
+
+def assert_same(stack, clean, what: str) -> None:  # type: ignore[no-untyped-def]
+    got = support.snapshot(stack)
+    print(f"[{what}: {support.summary(got)}]")
+    print(f"[clean run: {support.summary(clean)}]")
+    assert got.keys() == clean.keys()
+    for shop in clean:
+        assert got[shop].keys() == clean[shop].keys(), f"{shop}: other aggregates than clean"
+        for key, fields in clean[shop].items():
+            assert got[shop][key] == fields, f"{shop} {key}: {got[shop][key]} != {fields}"
+
+
+def kill_repeatedly(stack, name: str, times: int, rng: random.Random,  # type: ignore[no-untyped-def]
+                    replay: support.BackgroundReplay) -> int:
+    """kill -9 `name` `times` times at random moments, each time once `up` restarted it.
+    Kills after the replay ended still hit the worker while it catches up."""
+    killed = 0
+    pid = support.wait_for_new(stack, name, None)
+    for _ in range(times):
+        time.sleep(rng.uniform(0.5, 4.0))
+        support.kill9(pid)
+        killed += 1
+        print(f"[kill -9 {name} pid {pid} ({killed}/{times}); replay "
+              f"{'running' if replay.running() else 'finished'}]")
+        pid = support.wait_for_new(stack, name, pid)
+    return killed
+
+
+def test_worker_killed_at_random_points_changes_no_figure(tmp_path, clean_figures, rng):
+    stack = support.start(tmp_path / "stack")
+    try:
+        replay = support.BackgroundReplay(stack.connector_url).start()
+        killed = kill_repeatedly(stack, "worker", WORKER_KILLS, rng, replay)
+        assert dict(replay.wait()) == {200: support.SAMPLE_DELIVERIES}
+        support.settle(stack)
+        assert killed == WORKER_KILLS
+        assert_same(stack, clean_figures, f"after {killed} worker kills")
+    finally:
+        support.stop(stack)
+
+
+def test_connector_killed_mid_replay_with_the_store_retrying_changes_no_figure(
+        tmp_path, clean_figures, rng):
+    stack = support.start(tmp_path / "stack")
+    try:
+        replay = support.BackgroundReplay(stack.connector_url).start()
+        killed = kill_repeatedly(stack, "connector", CONNECTOR_KILLS, rng, replay)
+        statuses = replay.wait()
+        assert dict(statuses) == {200: support.SAMPLE_DELIVERIES}
+        support.settle(stack)
+        assert killed == CONNECTOR_KILLS
+        assert_same(stack, clean_figures, f"after {killed} connector kills")
+    finally:
+        support.stop(stack)
+
+
+def test_redis_restarted_with_persistence_keeps_every_figure(tmp_path, clean_figures, rng):
+    stack = support.start(tmp_path / "stack")
+    try:
+        replay = support.BackgroundReplay(stack.connector_url).start()
+        restarted = kill_repeatedly(stack, "redis", REDIS_RESTARTS, rng, replay)
+        assert dict(replay.wait()) == {200: support.SAMPLE_DELIVERIES}
+        support.settle(stack)
+        assert_same(stack, clean_figures, f"after {restarted} Redis kill -9 and restarts")
+        # and once more at rest: everything applied survives a restart from the AOF alone
+        pid = support.process_of(stack, "redis")
+        assert pid is not None
+        support.kill9(pid)
+        support.wait_for_new(stack, "redis", pid)
+        support.settle(stack)
+        assert_same(stack, clean_figures, "after a Redis restart at rest")
+    finally:
+        support.stop(stack)
+
+
+def kill_whole_stack(stack) -> None:  # type: ignore[no-untyped-def]
+    pids = [stack.process.pid, *support.children(stack.process.pid)]
+    for pid in reversed(pids):  # children first, so `up` restarts none of them
+        support.kill9(pid)
+    stack.process.wait(30)
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{p}").exists() and support.cmdline(p) for p in pids):
+        assert time.monotonic() < deadline, "processes survived kill -9"
+        time.sleep(0.1)
+
+
+def quiet_pending(stack, quiet: float = 10.0, bound: float = 120.0) -> int:  # type: ignore[no-untyped-def]
+    """Deliveries still pending once that number has not moved for `quiet` seconds (for the
+    output only: roughly what an embedded broker lost in the kills)."""
+    client = support.redis_of(stack)
+    last, since, deadline = -1, time.monotonic(), time.monotonic() + bound
+    while time.monotonic() < deadline:
+        now = sum(client.hlen(f"xs:{{{s.id}}}:pending") for s in stack.settings.shops)
+        if now != last:
+            last, since = now, time.monotonic()
+        elif now == 0 or time.monotonic() - since >= quiet:
+            break
+        time.sleep(0.2)
+    return last
+
+
+def test_whole_stack_killed_mid_replay_then_store_retries_complete_the_figures(
+        tmp_path, clean_figures, rng):
+    stack = support.start(tmp_path / "stack")
+    config = stack.config_path
+    try:
+        first = support.BackgroundReplay(stack.connector_url).start()
+        for cycle in range(1, STACK_KILLS + 1):
+            time.sleep(rng.uniform(1.0, 5.0))
+            kill_whole_stack(stack)
+            print(f"[kill -9 of the whole stack ({cycle}/{STACK_KILLS}); replay "
+                  f"{'running' if first.running() else 'finished'}]")
+            stack = start_stack(config)  # the same data dir: Redis comes back from its AOF
+        assert dict(first.wait()) == {200: support.SAMPLE_DELIVERIES}
+        # An embedded broker forgot what it had acknowledged but not yet delivered; those
+        # deliveries are still pending, never marked done, so the store's retries take them.
+        pending = quiet_pending(stack)
+        duplicates = outcomes(stack, "duplicate")
+        again = support.replay_sample(stack.connector_url)
+        assert dict(again) == {200: support.SAMPLE_DELIVERIES}
+        support.settle(stack)
+        done_before = outcomes(stack, "duplicate") - duplicates
+        print(f"[whole stack: {STACK_KILLS} kill -9 cycles; {pending} deliveries still "
+              f"pending (not done) when the store's retries began; {done_before} of the "
+              f"{support.SAMPLE_DELIVERIES} retried deliveries were already done]")
+        assert_same(stack, clean_figures, f"after {STACK_KILLS} whole-stack kills")
+    finally:
+        support.stop(stack)
+
+
+def test_broker_stopped_while_deliveries_arrive_answers_503_then_completes(
+        tmp_path, clean_figures, rng):
+    stack = support.start(tmp_path / "stack", {"produce_timeout_seconds": 2.0})
+    external = support.external_kafka()
+    launched = apache_kafka.running()
+    try:
+        if external is None:
+            pid = support.process_of(stack, "broker")
+            assert pid is not None
+            pause, resume = (lambda: support.os.kill(pid, signal.SIGSTOP),
+                             lambda: support.os.kill(pid, signal.SIGCONT))
+            how = "embedded Tansu frozen with SIGSTOP (it keeps no data across a restart)"
+        else:
+            assert launched is not None and launched.bootstrap_servers == external, (
+                "KAFKA_BOOTSTRAP_SERVERS names a broker this test run did not start, so it "
+                "cannot be stopped; start it with XSELL_TEST_KAFKA=apache instead")
+            pause, resume = launched.stop, launched.start
+            how = "Apache Kafka stopped (SIGTERM) and started again"
+        replay = support.BackgroundReplay(stack.connector_url, retries=20).start()
+        time.sleep(rng.uniform(1.0, 4.0))
+        pause()
+        try:
+            deadline = time.monotonic() + 120
+            while outcomes(stack, "unavailable") < 5:
+                assert time.monotonic() < deadline, "no 503 while the broker was stopped"
+                time.sleep(0.2)
+        finally:
+            resume()
+        refused = outcomes(stack, "unavailable")
+        statuses = replay.wait()
+        assert dict(statuses) == {200: support.SAMPLE_DELIVERIES}
+        support.settle(stack)
+        print(f"[{how}: {refused} deliveries answered 503 while it was away, all retried]")
+        assert_same(stack, clean_figures, "after the broker outage")
+    finally:
+        support.stop(stack)
+
+
+def test_poison_events_go_to_the_dead_letter_topic_and_the_stream_goes_on(
+        tmp_path, clean_figures):
+    stack = support.start(tmp_path / "stack")
+    kafka = stack.settings.kafka_settings
+    marker = uuid.uuid4().hex
+    poison = [
+        f"not json {marker}".encode(),
+        json.dumps({"kind": "order_state", "marker": marker}).encode(),
+        json.dumps({"schema_version": 1, "kind": "order_deleted", "shop": f"{marker}.example",
+                    "platform": "shopify", "delivery_id": marker, "topic": "orders/delete",
+                    "order_id": "1", "deleted_at": "2026-01-01T00:00:00Z"}).encode(),
+    ]
+    try:
+        replay = support.BackgroundReplay(stack.connector_url).start()
+        producer = KafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
+        for value in poison:
+            producer.send(kafka.topic, key=marker.encode(), value=value).get(30)
+        producer.close()
+        assert dict(replay.wait()) == {200: support.SAMPLE_DELIVERIES}
+        support.settle(stack)
+        assert_same(stack, clean_figures, "with 3 poison events in the stream")
+
+        consumer = KafkaConsumer(kafka.dead_letter_topic, bootstrap_servers=kafka.bootstrap_servers,
+                                 auto_offset_reset="earliest", group_id=None,
+                                 consumer_timeout_ms=10000)
+        dead = {m.value: dict(m.headers or []) for m in consumer if marker.encode() in m.value}
+        consumer.close()
+        assert set(dead) == set(poison)
+        reasons = {v: h["reason"].decode() for v, h in dead.items()}
+        assert reasons[poison[0]].startswith("not a valid event")
+        assert reasons[poison[1]].startswith("not a valid event")
+        assert reasons[poison[2]] == f"shop '{marker}.example' is not configured"
+        assert support.redis_of(stack).hgetall(DEAD_LETTERS_KEY) == {b"unknown": b"3"}
+        assert 'xsell_dead_letters_total{shop="unknown"} 3.0' in stack.metrics()
+    finally:
+        support.stop(stack)
