@@ -84,15 +84,20 @@ class OrderState(_Event):
     total: Money
     refunds: tuple[Refund, ...] = ()
     product_ids: tuple[str, ...] = ()
+    # When the connector received an explicit restore (WooCommerce `order.restored`): the
+    # order is known to exist again from this instant on, whatever its `updated_at` says.
+    restored_at: datetime | None = None
 
     @field_validator("total")
     @classmethod
     def _money(cls, value: Decimal) -> Decimal:
         return _check_money(value)
 
-    @field_validator("updated_at", "created_at")
+    @field_validator("updated_at", "created_at", "restored_at")
     @classmethod
-    def _aware(cls, value: datetime) -> datetime:
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
         if value.tzinfo is None:
             raise ValueError("timestamp has no time zone")
         return value.astimezone(UTC)
@@ -107,11 +112,25 @@ class RefundIssued(_Event):
 
 
 class OrderDeleted(_Event):
-    """The order is gone (WooCommerce `order.deleted`, Shopify `orders/delete`)."""
+    """The order is gone (WooCommerce `order.deleted`, Shopify `orders/delete`).
+
+    The stores send only the order id, no time of deletion, so `deleted_at` is the instant
+    the connector received the delivery (fixed in the event: re-applying it from Kafka gives
+    the same result). A deletion hides every state of the order that is not known to be
+    newer: a state whose `updated_at` is later, or a restore received later. A `final`
+    deletion (Shopify, where deleting an order cannot be undone) hides every state."""
 
     kind: Literal["order_deleted"] = "order_deleted"
     order_id: str
     deleted_at: datetime
+    final: bool = False
+
+    @field_validator("deleted_at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("timestamp has no time zone")
+        return value.astimezone(UTC)
 
 
 class OfferEvent(_Event):

@@ -3,8 +3,10 @@ report and the exporter. Every Redis key of the project is named here.
 
 Key schema (one shop's keys share the hash tag `{shop}`):
 
-    xs:{shop}:o:<order id>          hash  newest raw state of the order + its contribution
-    xs:{shop}:o:<order id>:r        hash  refund id -> refunded units
+    xs:{shop}:o:<order id>          hash  newest raw state of the order (v, d, n, k, t, b, m, p),
+                                          its last sign of life (a), latest deletion (x),
+                                          final deletion (f), and its contribution (c*)
+    xs:{shop}:o:<order id>:r        hash  refund id -> refunded units (largest seen)
     xs:{shop}:b:<bucket>            hash  orders, revenue, named_revenue, customers,
                                           repeat_customers, multi_product_customers,
                                           upsell_offered_customers, upsell_accepted_customers
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from typing import Any
 
@@ -63,8 +65,12 @@ def _lua(name: str) -> str:
     return resources.files(__package__).joinpath(name).read_text()
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _micros(instant: datetime) -> int:
-    return int(instant.astimezone(UTC).timestamp()) * 1_000_000 + instant.microsecond
+    """Microseconds since the epoch, exactly (no float on the way)."""
+    return (instant - _EPOCH) // timedelta(microseconds=1)
 
 
 def _counts(values: list[Any]) -> Counts:
@@ -86,7 +92,9 @@ def script_args(event: Event, zone: Any) -> tuple[str, list[str]]:
     the caller). Buckets are computed here, from the shop's zone, and stored with the
     order, so a contribution is always removed from the buckets it was added to."""
     if isinstance(event, OfferEvent):
-        identity = f"{event.offer_id}|{event.action}|{event.customer_key}"
+        # The whole event is its identity: the same event twice counts once, two events of
+        # one offer at different instants each count in their own periods.
+        identity = f"{event.offer_id}|{event.action}|{event.customer_key}|{_micros(event.at)}"
         buckets = ",".join(buckets_of(event.at, zone))
         return "offer", [identity, event.customer_key, event.action, buckets]
     if isinstance(event, OrderState):
@@ -102,14 +110,18 @@ def script_args(event: Event, zone: Any) -> tuple[str, list[str]]:
             "cur": event.currency,
         }
         payload["d"] = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+        alive = event.updated_at
+        if event.restored_at is not None and event.restored_at > alive:
+            alive = event.restored_at
+        payload["a"] = str(_micros(alive))
         payload["refunds"] = [[r.refund_id, str(to_units(r.amount))] for r in event.refunds]
         return "order", ["state", event.order_id, json.dumps(payload)]
     if isinstance(event, RefundIssued):
         refund = [event.refund.refund_id, str(to_units(event.refund.amount))]
         return "order", ["refund", event.order_id, json.dumps({"refunds": [refund]})]
     if isinstance(event, OrderDeleted):
-        payload = {"v": str(_micros(event.deleted_at)), "d": "deleted"}
-        return "order", ["delete", event.order_id, json.dumps(payload)]
+        deletion = {"x": str(_micros(event.deleted_at)), "f": "1" if event.final else "0"}
+        return "order", ["delete", event.order_id, json.dumps(deletion)]
     raise TypeError(f"no script for {type(event).__name__}")
 
 

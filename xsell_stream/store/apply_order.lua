@@ -1,10 +1,12 @@
 -- Apply one order event (state, refund or deletion) to a shop's aggregates, atomically.
 --
--- The order hash keeps the newest raw state seen and the contribution it last made to the
--- calendar buckets. Every call recomputes the contribution from the stored raw state and,
--- when it differs, subtracts the old one and adds the new one. So applying an event twice,
--- or an older state after a newer one, changes nothing; a refund seen before its order is
--- kept and counted once the order arrives.
+-- The order hash keeps the newest raw state seen, what is known about its deletion, and the
+-- contribution it last made to the calendar buckets. Every call recomputes the contribution
+-- from what is stored and, when it differs, subtracts the old one and adds the new one. Every
+-- stored fact is a maximum or a union (newest state, latest deletion, latest sign of life,
+-- largest amount per refund id), so the result does not depend on the order in which the
+-- events arrive, and applying an event twice changes nothing. A refund or deletion seen
+-- before its order is kept and applied once the order arrives.
 --
 -- ARGV[1] shop prefix, e.g. "xs:{shop.example}:"
 -- ARGV[2] kind: "state" | "refund" | "delete"
@@ -13,9 +15,11 @@
 -- ARGV[5] seconds a done delivery id is remembered
 -- ARGV[6] pending-entry id to clear (see the connector)
 -- ARGV[7] payload, JSON:
---   state:  {v, d, n, k, t, b, m, p, cur, refunds: [[refund id, units], ...]}
+--   state:  {v, d, n, k, t, b, m, p, cur, a, refunds: [[refund id, units], ...]}
+--           v = updated_at, a = the latest instant the order is known to exist (v, or the
+--           receipt of a restore), both in microseconds
 --   refund: {refunds: [[refund id, units]]}
---   delete: {v, d}
+--   delete: {x, f}  x = receipt of the deletion in microseconds, f = "1" when final
 -- Money is in integer units of 1/10000, passed as strings.
 -- Returns "applied", "unchanged" or "stale".
 
@@ -68,44 +72,62 @@ local function contribute(c, s)
   end
 end
 
--- 1. Refunds are facts keyed by their id: merge them whatever the state's age.
+-- 1. Refunds are facts keyed by their id: merge them whatever the state's age. The amount
+--    of a refund only grows (pending transactions succeed), so the largest seen wins.
 if ev.refunds then
   for _, rf in ipairs(ev.refunds) do
-    redis.call('HSETNX', rkey, rf[1], rf[2])
+    local seen = redis.call('HGET', rkey, rf[1])
+    if not seen or tonumber(rf[2]) > tonumber(seen) then
+      redis.call('HSET', rkey, rf[1], rf[2])
+    end
   end
 end
 
+local function raise(field, value)
+  local seen = redis.call('HGET', okey, field)
+  if not seen or tonumber(value) > tonumber(seen) then
+    redis.call('HSET', okey, field, value)
+    return true
+  end
+  return false
+end
+
 -- 2. The newest state wins; equal timestamps are ordered by digest, so any delivery order
---    ends in the same state.
+--    ends in the same state. Deletions are kept apart from the state.
 local outcome = 'applied'
-if kind == 'state' or kind == 'delete' then
+if kind == 'state' then
   local cur = redis.call('HMGET', okey, 'v', 'd')
   local newer = true
   if cur[1] then
     local sv, nv = tonumber(cur[1]), tonumber(ev.v)
     newer = nv > sv or (nv == sv and ev.d > cur[2])
   end
+  local alive = raise('a', ev.a)
   if newer then
-    if kind == 'state' then
-      redis.call('HSET', okey, 'v', ev.v, 'd', ev.d, 'n', ev.n, 'k', ev.k, 't', ev.t,
-        'b', ev.b, 'm', ev.m, 'p', ev.p)
-      redis.call('HSET', P .. 'meta', 'currency', ev.cur)
-    else
-      redis.call('HSET', okey, 'v', ev.v, 'd', ev.d, 'n', '0')
-    end
-  else
+    redis.call('HSET', okey, 'v', ev.v, 'd', ev.d, 'n', ev.n, 'k', ev.k, 't', ev.t,
+      'b', ev.b, 'm', ev.m, 'p', ev.p)
+    redis.call('HSET', P .. 'meta', 'currency', ev.cur)
+  elseif not alive then
     outcome = 'stale'
   end
+elseif kind == 'delete' then
+  local later = raise('x', ev.x)
+  local final = false
+  if ev.f == '1' and redis.call('HSET', okey, 'f', '1') == 1 then final = true end
+  if not later and not final then outcome = 'stale' end
 end
 
--- 3. The contribution the stored state makes now, against the one it made before.
-local raw = redis.call('HMGET', okey, 'n', 'k', 't', 'b', 'm', 'p', 'cn', 'ck', 'cr', 'cb', 'cm', 'cp')
+-- 3. The contribution the stored state makes now, against the one it made before. The order
+--    is deleted when a final deletion was seen, or a deletion later than its last sign of life.
+local raw = redis.call('HMGET', okey, 'n', 'k', 't', 'b', 'm', 'p', 'cn', 'ck', 'cr', 'cb', 'cm', 'cp',
+  'a', 'x', 'f')
 local new = nil
 if raw[1] then
   local refunded = 0
   for _, units in ipairs(redis.call('HVALS', rkey)) do refunded = refunded + tonumber(units) end
-  new = { n = raw[1], k = raw[2], r = fmt(tonumber(raw[3]) - refunded), b = raw[4], m = raw[5],
-          p = raw[6] }
+  local deleted = raw[15] == '1' or (raw[14] ~= false and tonumber(raw[14]) > tonumber(raw[13]))
+  new = { n = deleted and '0' or raw[1], k = raw[2], r = fmt(tonumber(raw[3]) - refunded),
+          b = raw[4], m = raw[5], p = raw[6] }
 end
 local old = nil
 if raw[7] then
