@@ -2,8 +2,11 @@
 parse, map to events.
 
 Topics mapped: `order.created`, `order.updated`, `order.restored` (whole orders) and
-`order.deleted` (the body holds only the id). The creation ping (`webhook_id=N` as a form
-body, unsigned) and other topics are acknowledged and produce nothing.
+`order.deleted` (the body holds only the id). WooCommerce fires `order.deleted` when an order
+is trashed as well as when it is deleted for good, and `order.restored` when it leaves the
+trash; a restore received after a deletion brings the order back. The creation ping
+(`webhook_id=N` as a form body, unsigned) and other topics are acknowledged and produce
+nothing.
 """
 
 from __future__ import annotations
@@ -98,6 +101,7 @@ def parse(
         currency=str(require(body, "currency", "order")),
         total=total,
         refunds=tuple(_refund(r) for r in refunds),
+        restored_at=now if topic == "order.restored" else None,
         product_ids=tuple(
             object_id(li["product_id"], "line item product_id")
             for li in line_items

@@ -97,17 +97,19 @@ end
 local outcome = 'applied'
 if kind == 'state' then
   local cur = redis.call('HMGET', okey, 'v', 'd')
-  local newer = true
+  local newer, same_state = true, false
   if cur[1] then
     local sv, nv = tonumber(cur[1]), tonumber(ev.v)
     newer = nv > sv or (nv == sv and ev.d > cur[2])
+    same_state = nv == sv and ev.d == cur[2]
   end
   local alive = raise('a', ev.a)
   if newer then
     redis.call('HSET', okey, 'v', ev.v, 'd', ev.d, 'n', ev.n, 'k', ev.k, 't', ev.t,
       'b', ev.b, 'm', ev.m, 'p', ev.p)
     redis.call('HSET', P .. 'meta', 'currency', ev.cur)
-  elseif not alive then
+  elseif not alive and not same_state then
+    -- An older state; the very same state again is a duplicate ("unchanged"), not stale.
     outcome = 'stale'
   end
 elseif kind == 'delete' then
