@@ -21,8 +21,9 @@ from redis.exceptions import RedisError
 from xsell_stream import events
 from xsell_stream.config import Settings
 from xsell_stream.store import DeliveryLedger
+from xsell_stream.store.privacy import Privacy
 
-from . import offers, shopify, signing, woocommerce
+from . import compliance, offers, shopify, signing, woocommerce
 from .common import CustomerKeys
 from .errors import Rejected
 from .producer import BrokerUnavailable, EventProducer
@@ -40,11 +41,13 @@ class Receiver:
         settings: Settings,
         producer: EventProducer,
         ledger: DeliveryLedger,
+        privacy: Privacy,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._settings = settings
         self._producer = producer
         self._ledger = ledger
+        self._privacy = privacy
         self._keys = CustomerKeys(settings.email_key())
         self._clock = clock
         self._topic = settings.kafka_settings.topic
@@ -93,6 +96,15 @@ class Receiver:
             topic = (headers.get(module.TOPIC_HEADER) or "").strip()
             if not topic:
                 raise Rejected(400, f"missing {module.TOPIC_HEADER}")
+
+        if module is shopify and topic in compliance.TOPICS:
+            try:
+                answer = await compliance.handle(topic, raw, shop.id, self._keys,
+                                                 self._privacy)
+            except RedisError as exc:
+                raise Rejected(503, f"Redis unavailable ({type(exc).__name__}); "
+                                    "retry later") from None
+            return web.json_response(answer), shop.id
 
         try:
             if module is offers:
@@ -144,7 +156,7 @@ def _check_amounts(event: events.Event) -> None:
 
 
 def make_app(settings: Settings, producer: EventProducer, client: aredis.Redis) -> web.Application:
-    receiver = Receiver(settings, producer, DeliveryLedger(client))
+    receiver = Receiver(settings, producer, DeliveryLedger(client), Privacy(client))
     app = web.Application(client_max_size=settings.connector.max_body_bytes)
 
     async def shopify_webhook(request: web.Request) -> web.Response:

@@ -36,18 +36,20 @@ def broker_kind() -> str:
     return f"external Kafka at {named}" if named else "embedded Tansu broker started by `up`"
 
 
-def configure(directory: Path, connector: dict[str, object] | None = None) -> Path:
+def configure(directory: Path, connector: dict[str, object] | None = None,
+              shops: list[dict[str, object]] = RECORDED_SHOPS) -> Path:
     """A stack config on the selected broker, with extra [connector] settings."""
     directory.mkdir(parents=True, exist_ok=True)
-    path = write_config(directory, RECORDED_SHOPS, kafka=external_kafka())
+    path = write_config(directory, shops, kafka=external_kafka())
     extra = "".join(f"{k} = {v!r}\n" for k, v in (connector or {}).items())
     path.write_text(path.read_text().replace("[connector]\n", "[connector]\n" + extra, 1))
     return path
 
 
-def start(directory: Path, connector: dict[str, object] | None = None) -> RunningStack:
+def start(directory: Path, connector: dict[str, object] | None = None,
+          shops: list[dict[str, object]] = RECORDED_SHOPS) -> RunningStack:
     print(f"[broker: {broker_kind()}]")
-    return start_stack(configure(directory, connector))
+    return start_stack(configure(directory, connector, shops))
 
 
 def stop(stack: RunningStack) -> None:
