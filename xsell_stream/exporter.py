@@ -1,7 +1,8 @@
 """The Prometheus collector: reads Redis at scrape time and keeps no figures of its own.
 
 Gauges carry `shop`, `platform` and `period` (the current calendar day, week, month, quarter
-and year in the shop's zone), and `currency` on money. No customer data is ever a label.
+and year in the shop's zone, and the trailing windows 7d, 30d, 90d and 365d ending today),
+and `currency` on money. No customer data is ever a label.
 An undefined ratio or average has no sample; the counts behind it are still exported.
 """
 
@@ -22,7 +23,7 @@ from prometheus_client.registry import Collector
 
 from .config import Settings, ShopSettings
 from .metrics import Counts, figures
-from .periods import CALENDAR_PERIODS, calendar_span, clv_span, local_date
+from .periods import CALENDAR_PERIODS, WINDOWS, calendar_span, clv_span, local_date, span
 from .store import AggregateReader
 
 log = logging.getLogger("xsell_stream.exporter")
@@ -108,10 +109,13 @@ class FiguresCollector(Collector):
             today = local_date(now, shop.zone)
             currency = shop.currency or self._reader.currency(shop.id) or ""
             lifespan = Decimal(str(shop.lifespan_years))
-            for period in CALENDAR_PERIODS:
-                span = calendar_span(period, today)
-                values = figures(self._reader.span(shop.id, span),
-                                 self._clv_counts(shop, span.end), lifespan)
+            for period in (*CALENDAR_PERIODS, *WINDOWS):
+                the_span = span(period, today)
+                clv_counts = self._clv_counts(shop, the_span.end)
+                # The 365-day window is the CLV window ending today: one read serves both.
+                counts = (clv_counts if the_span == clv_span(the_span)
+                          else self._reader.span(shop.id, the_span))
+                values = figures(counts, clv_counts, lifespan)
                 for name, (fig, _) in GAUGES.items():
                     value = values[fig]
                     if value is None:
