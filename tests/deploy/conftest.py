@@ -20,11 +20,12 @@ DASHBOARD = GRAFANA / "dashboards" / "xsell-stream.json"
 
 @pytest.fixture(scope="session")
 def deploy_tools() -> dict[str, str]:
-    """prometheus, promtool and docker-compose from Debian, installed when missing."""
+    """prometheus, promtool, docker-compose and amtool from Debian, installed when missing."""
     done = subprocess.run(["bash", str(DEPLOY / "install-tools.sh")], capture_output=True,
                           text=True, timeout=900)
     assert done.returncode == 0, done.stdout + done.stderr
-    tools = {name: shutil.which(name) for name in ("prometheus", "promtool", "docker-compose")}
+    names = ("prometheus", "promtool", "docker-compose", "amtool")
+    tools = {name: shutil.which(name) for name in names}
     missing = [name for name, path in tools.items() if path is None]
     assert not missing, f"still missing after deploy/install-tools.sh: {missing}"
     return {name: str(path) for name, path in tools.items()}
