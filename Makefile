@@ -34,3 +34,16 @@ sample: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .xsell-demo .pytest_cache
+
+# Dashboard, rules and deployment (grafana/, deploy/). The deploy tests install the Debian tools
+# themselves (deploy/install-tools.sh); these targets are for working on them by hand.
+.PHONY: deploy-tools dashboard promtool-test
+deploy-tools:
+	bash deploy/install-tools.sh
+
+# Regenerates grafana/dashboards/xsell-stream.json from grafana/generate.py.
+dashboard: $(STAMP)
+	$(BIN)/python grafana/generate.py
+
+promtool-test: deploy-tools
+	cd deploy/prometheus/tests && promtool test rules *_test.yml
