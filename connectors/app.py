@@ -106,14 +106,8 @@ class Receiver:
                                     "retry later") from None
             return web.json_response(answer), shop.id
 
-        try:
-            if module is offers:
-                event = offers.parse(raw, shop.id, shop.platform, delivery_id, self._keys)
-            else:
-                event = module.parse(topic, raw, shop.id, delivery_id, self._keys, self._clock())
-        except ValueError as exc:  # pydantic's ValidationError: valid JSON, wrong values
-            reason = str(exc).splitlines()
-            raise Rejected(400, " ".join(line.strip() for line in reason[:3])) from None
+        event = parse_delivery(module, topic, raw, shop.id, shop.platform, delivery_id,
+                               self._keys, self._clock())
         if event is None:
             await self._count(platform, shop.id, "ignored")
             return web.json_response({"status": f"topic {topic} ignored"}), shop.id
@@ -140,6 +134,26 @@ class Receiver:
             await self._ledger.count_webhook(platform, shop, outcome)
         except RedisError:
             log.warning("could not count a %s webhook (%s): Redis unavailable", platform, outcome)
+
+
+def parse_delivery(module: ModuleType, topic: str, raw: bytes, shop: str, platform: str,
+                   delivery_id: str, keys: CustomerKeys, now: datetime) -> events.Event | None:
+    """The platform's parser, with every way it can refuse a body answered 400: a body that
+    cannot be parsed must never be a 500, which the store would retry for days."""
+    try:
+        if module is offers:
+            return offers.parse(raw, shop, platform, delivery_id, keys)
+        return module.parse(topic, raw, shop, delivery_id, keys, now)  # type: ignore[no-any-return]
+    except Rejected:
+        raise
+    except ValueError as exc:  # pydantic's ValidationError: valid JSON, wrong values
+        reason = str(exc).splitlines()
+        raise Rejected(400, " ".join(line.strip() for line in reason[:3])) from None
+    except (TypeError, AttributeError, KeyError, IndexError, ArithmeticError) as exc:
+        # A parser bug met a body it did not expect: refuse it, and say so loudly.
+        log.error("%s parser failed on a %s body (%s); answered 400", module.__name__, topic,
+                  type(exc).__name__, exc_info=True)
+        raise Rejected(400, f"{topic} body could not be read ({type(exc).__name__})") from None
 
 
 def _check_amounts(event: events.Event) -> None:
