@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench sample clean
+.PHONY: demo test test-apache-kafka lint bench sample clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
@@ -19,6 +19,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check xsell_stream connectors tests
 	$(BIN)/pytest
+
+# The broker-backed tests again, unchanged, on a real Apache Kafka 4 (KRaft, single node) that
+# the test session starts from Maven Central jars (needs mvn and a JDK 17+; tests/apache_kafka.py).
+test-apache-kafka: $(STAMP)
+	XSELL_TEST_KAFKA=apache $(BIN)/pytest -k "not demo" tests/faults tests/test_bad_input.py \
+		tests/test_compliance.py tests/test_receiver.py tests/test_end_to_end.py
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench_replay

@@ -231,3 +231,60 @@ def make_stack(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
     for stack in started:
         if stack.process.poll() is None:
             stop_stack(stack)
+
+
+# --- Real Apache Kafka (issue 4) ---------------------------------------------------------
+# XSELL_TEST_KAFKA=apache: the session starts a single-node Apache Kafka (KRaft, jars from
+# Maven Central, see tests/apache_kafka.py) and exports it as KAFKA_BOOTSTRAP_SERVERS, so
+# every broker-backed test below runs against it, unchanged.
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if os.environ.get("XSELL_TEST_KAFKA", "").lower() != "apache":
+        return
+    import tempfile
+
+    from . import apache_kafka
+
+    launched = apache_kafka.launch(Path(tempfile.mkdtemp(prefix="xsell-apache-kafka-")))
+    os.environ["KAFKA_BOOTSTRAP_SERVERS"] = launched.bootstrap_servers
+    print(f"\n[broker for this session: {launched.kind}]")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    import shutil
+
+    from . import apache_kafka
+
+    launched = apache_kafka.running()
+    apache_kafka.shutdown()
+    if launched is not None:
+        shutil.rmtree(launched.data_dir, ignore_errors=True)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    named = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if os.environ.get("XSELL_TEST_KAFKA", "").lower() == "apache":
+        return "kafka: Apache Kafka started by the test session (XSELL_TEST_KAFKA=apache)"
+    return f"kafka: external at {named}" if named else "kafka: embedded Tansu broker"
+
+
+@pytest.fixture
+def make_stack(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]  # noqa: F811
+    """As above, but on the broker of the session (KAFKA_BOOTSTRAP_SERVERS) when one is
+    named, so the end-to-end tests run unchanged on a real Apache Kafka too."""
+    started: list[RunningStack] = []
+
+    def make(shops: list[dict[str, object]] = RECORDED_SHOPS, **kwargs: str) -> RunningStack:
+        if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") and "kafka" not in kwargs:
+            kwargs["kafka"] = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+        directory = tmp_path / f"stack{len(started)}"
+        directory.mkdir()
+        stack = start_stack(write_config(directory, shops, **kwargs))
+        print(f"[broker: {kwargs.get('kafka') and 'Kafka at ' + kwargs['kafka'] or 'embedded'}]")
+        started.append(stack)
+        return stack
+
+    yield make
+    for stack in started:
+        if stack.process.poll() is None:
+            stop_stack(stack)
