@@ -172,13 +172,11 @@ def test_every_panel_query_and_alert_expression_on_a_real_prometheus(
     started = time.time()
     stack = make_stack(SHOPS)
     before = scrape(stack.metrics_url)
-    # The trailing windows come with the exporter of issue 4; until they are there, the
-    # rules and panels run on the calendar year, which holds the whole 14-day sample too.
-    period = "30d" if any(dict(k).get("period") == "30d"
-                          for k in before.get("xsell_customers", {})) else "year"
-    print(f"[period under test: {period}]")
-    rules = tmp_path / "xsell.rules.yml"
-    rules.write_text(RULES.read_text().replace('period="30d"', f'period="{period}"'))
+    # The rules and the dashboard's default use the trailing 30-day window.
+    period = "30d"
+    assert {dict(k)["shop"] for k in before["xsell_customers"]
+            if dict(k)["period"] == period} == {s["id"] for s in SHOPS}
+    rules = RULES
     target = stack.metrics_url.removeprefix("http://").removesuffix("/metrics")
     prom = Prometheus(deploy_tools["prometheus"], tmp_path, target, rules)
     prom.start()
@@ -333,9 +331,27 @@ def check_panels(prom: Prometheus, metrics_url: str, metrics: dict[str, dict[Lab
                 checked["pipeline"] += 1
             else:
                 raise AssertionError(f"no expectation for panel {where}")
+    # Every value the period picker offers: the figure and count panels show exactly the
+    # exporter's samples for it.
+    (picker,) = [v for v in board["templating"]["list"] if v["name"] == "period"]
+    for other in picker["query"].split(","):
+        for _, target in targets:
+            expr = substitute(target["expr"], other, ".*")
+            raw = re.fullmatch(r"(xsell_[a-z_]+)\{shop=~\"[^\"]*\", period=\"[^\"]*\"\}", expr)
+            if not raw:
+                continue
+            want = {k: v for k, v in metrics.get(raw[1], {}).items()
+                    if dict(k)["period"] == other}
+            got = {frozenset((a, b) for a, b in k if a not in ("__name__", "instance", "job")): v
+                   for k, v in prom.instant(expr).items()}
+            assert got == want, expr
+            # Counts are always exported (as 0 too); a ratio or average of an empty period,
+            # such as a day without orders, has no sample.
+            assert want or not raw[1].endswith(("_orders", "_customers", "_revenue")), expr
+            checked["figure or count, every period"] += 1
     print(f"[dashboard queries checked: {dict(checked)}]")
     assert checked == Counter({"figure or count": 2 * 19, "rule": 2 * 2, "derived": 2 * 2,
-                               "pipeline": 2 * 6})
+                               "pipeline": 2 * 6, "figure or count, every period": 9 * 19})
 
 
 def shop_counts(metrics: dict[str, dict[Labels, float]], period: str
