@@ -194,6 +194,20 @@ def test_3_update_before_create_keeps_the_newest_state(shopify_pipe, redis_clien
     assert got == one_order("120.00", products=2)
 
 
+def test_3b_cancellation_before_create_is_kept(shopify_pipe, redis_client):
+    order_id = 4100000000013
+    cancelled = shopify_order(order_id, "64.00", updated="2025-01-16T08:00:00+00:00",
+                              cancelled_at="2025-01-16T08:00:00+00:00")
+    answers = shopify_pipe.post([
+        shopify("orders/cancelled", raw(cancelled), "d-cancel"),
+        shopify("orders/create", raw(shopify_order(order_id, "64.00")), "d-create"),
+        shopify("orders/paid", raw(shopify_order(order_id, "64.00")), "d-paid"),
+    ])
+    assert statuses(answers) == [200, 200, 200]
+    assert figures(redis_client, shopify_pipe.settings, SHOPIFY, "month", "2025-01-15") == \
+        NOTHING
+
+
 def test_4_guest_order_counts_only_in_orders_revenue_and_average(shopify_pipe, redis_client):
     guest = shopify_order(4100000000004, "18.20", customer_id=None, email=None,
                           products=(9001, 9002))
