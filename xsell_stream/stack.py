@@ -179,7 +179,18 @@ class Stack:
                                 child.restarts, pause, child.log_path)
                     time.sleep(pause)
                     child.start()
+                    if child.name == "broker":
+                        self._recreate_topics()
             time.sleep(0.2)
+
+    def _recreate_topics(self) -> None:
+        """The embedded broker keeps nothing across a restart, its topics included; the
+        connector answers 503 until they are back. What it had acknowledged but not yet
+        delivered is gone: those deliveries stay pending in Redis, never marked done."""
+        try:
+            ensure_topics(self.settings.kafka_settings, wait_seconds=30.0)
+        except RuntimeError as exc:
+            log.warning("%s", exc)
 
     def stop(self) -> None:
         # Stop taking deliveries first; the backing services last.
