@@ -56,8 +56,10 @@ def test_offers_give_the_upsell_conversion_rate(tmp_path, broker, redis_url, red
         return outcomes
 
     outcomes = asyncio.run(apply_all())
-    assert outcomes == ["applied", "applied", "applied", "unchanged", "applied", "applied",
-                        "applied", "applied", "unchanged"]
+    # Records of several partitions arrive in any order: count the outcomes. The two
+    # deliveries of one offer event, and the redelivered record, are "unchanged".
+    assert sorted(outcomes[:-1]) == ["applied"] * 7 + ["unchanged"]
+    assert outcomes[-1] == "unchanged"
     reader = AggregateReader(redis.Redis.from_url(redis_url))
     from datetime import date
 
