@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -26,6 +27,8 @@ class EventProducer:
         self._kafka = kafka
         self._timeout = timeout_seconds
         self._producer: KafkaProducer | None = None
+        # When the client last proved it works (an acknowledgement) or was made.
+        self._healthy_at = time.monotonic()
         self._lock = threading.Lock()
         # One thread: kafka-python's send() may block on metadata while the broker is away.
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kafka-send")
@@ -33,6 +36,7 @@ class EventProducer:
     def _client(self) -> KafkaProducer:
         with self._lock:
             if self._producer is None:
+                self._healthy_at = time.monotonic()
                 self._producer = KafkaProducer(
                     bootstrap_servers=self._kafka.bootstrap_servers,
                     client_id="xsell-stream-connector",
@@ -67,6 +71,7 @@ class EventProducer:
             if failed:
                 acked.set_exception(BrokerUnavailable(str(result)))
             else:
+                self._healthy_at = time.monotonic()
                 acked.set_result(result)
 
         def submit() -> None:
@@ -79,6 +84,13 @@ class EventProducer:
                 await loop.run_in_executor(self._thread, submit)
                 return await acked
         except (TimeoutError, BrokerUnavailable) as exc:
+            # After a broker restart kafka-python's idempotent producer can stay wedged,
+            # timing out forever (seen with Apache Kafka 4.1): with no acknowledgement for
+            # two timeouts, start over with a fresh client.
+            if time.monotonic() - self._healthy_at > 2 * self._timeout:
+                log.warning("no acknowledgement from Kafka for %.0fs; reconnecting",
+                            time.monotonic() - self._healthy_at)
+                await loop.run_in_executor(None, self._drop_client)
             raise BrokerUnavailable(str(exc) or "no acknowledgement in time") from exc
         except Exception as exc:  # noqa: BLE001 - any client failure means "not handed over"
             # NoBrokersAvailable and friends: start over with a fresh client next time.
