@@ -86,6 +86,7 @@ def test_gauges_for_the_current_periods(tmp_path, redis_url, redis_client):
     assert registry.get_sample_value("xsell_redis_up", {}) == 1
     assert registry.get_sample_value("xsell_events_total",
                                      {"shop": SHOP, "outcome": "applied"}) == 5
+    assert registry.get_sample_value("xsell_dead_letters_total", {"shop": SHOP}) == 0
 
 
 def test_an_empty_shop_has_counts_but_no_ratios(tmp_path, redis_url, redis_client):

@@ -63,6 +63,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
     print("answers by HTTP status:")
     for status, n in sorted(statuses.items(), key=lambda kv: str(kv[0])):
         print(f"  {status}: {n}")
+    if "no answer" in statuses:
+        print(f"hint: nothing answered at {args.url}; is the connector running "
+              "(xsell-stream up --config FILE)?", file=sys.stderr)
+    if 404 in statuses:
+        print("hint: 404 means a wrong path; --url is the connector's base URL "
+              "(e.g. http://127.0.0.1:8080), the recordings carry the /webhooks/... path",
+              file=sys.stderr)
+    if 401 in statuses:
+        print("hint: 401 means an unknown shop or a bad signature; check the shop ids and "
+              "secrets in [[shops]] of the config (see the connector log)", file=sys.stderr)
     return 0 if all(isinstance(s, int) and s < 400 for s in statuses) else 1
 
 
@@ -71,7 +81,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .store import AggregateReader
 
     settings = _settings(args)
-    day = date.fromisoformat(args.date)
+    try:
+        day = date.fromisoformat(args.date)
+    except ValueError:
+        print(f"error: --date {args.date!r} is not a date; use YYYY-MM-DD, e.g. 2011-03-15",
+              file=sys.stderr)
+        return 2
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=10)
     reader = AggregateReader(client)
     try:
@@ -132,15 +147,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
             report = figures_for(settings, reader, shop.id, "30d", demo.today_in(shop.timezone))
             print(_six_figures(report))
             print()
-        print(f"Prometheus metrics: http://{settings.exporter.host}:{settings.exporter.port}"
-              "/metrics")
         if args.exit:
             return 0
-        print("serving; Ctrl-C stops", flush=True)
+        print(f"serving the live gauges at http://{settings.exporter.host}:"
+              f"{settings.exporter.port}/metrics; Ctrl-C stops", flush=True)
         stack.supervise(stop.is_set)
         return 0
     finally:
+        print("stopping …", flush=True)
         stack.stop()
+        print("stopped", flush=True)
 
 
 SIX = ("cross_sell_ratio", "upsell_conversion_rate", "average_order_value",

@@ -1,7 +1,7 @@
 """`demo`: the whole pipeline on a real sample, for a newcomer.
 
 The sample (`demo/sample.jsonl.gz`) is the last 14 days of the shared Online Retail
-recordings. Its dates are shifted by whole days so that it ends today, and each body is
+recordings. Its dates are shifted by whole days so that its last order is today, and each body is
 signed again with the recordings' test secrets, so the live gauges show its figures.
 """
 
@@ -104,9 +104,22 @@ def build_sample(recordings: list[Path], out: Path, days: int = SAMPLE_DAYS) -> 
     return count
 
 
+_CREATED = re.compile(rb'"(?:created_at|date_created_gmt)":"(\d{4}-\d{2}-\d{2})')
+
+
+def order_day(d: Delivery) -> date | None:
+    """The UTC day of the order a creation delivery carries; None for other deliveries."""
+    topic = d.headers.get("X-Shopify-Topic") or d.headers.get("X-WC-Webhook-Topic")
+    if topic not in ("orders/create", "order.created"):
+        return None
+    match = _CREATED.search(d.body)
+    return date.fromisoformat(match.group(1).decode()) if match else None
+
+
 def shift_days(sample: Path, today: date) -> int:
-    """Whole days that move the sample's last delivery day to `today`."""
-    last = max(delivery_day(d) for d in read_deliveries(sample))
+    """Whole days that move the sample's last order to `today` (the updates and refunds
+    that followed it land in the next days), so today's gauges show orders."""
+    last = max(day for d in read_deliveries(sample) if (day := order_day(d)) is not None)
     return (today - last).days
 
 

@@ -151,8 +151,11 @@ class FiguresCollector(Collector):
                 last.add_metric([shop.id], stats["last_event_unix"])
         dead = CounterMetricFamily(
             "xsell_dead_letters", "Events the worker could not apply", labels=["shop"])
-        for shop_id, n in sorted(self._reader.dead_letters().items()):
-            dead.add_metric([shop_id], n)
+        # Every configured shop has a sample (0 until its first dead letter), so rate() and
+        # increase() work from the start; events of unknown shops count under "unknown".
+        counted = self._reader.dead_letters()
+        for shop_id in sorted({s.id for s in self._settings.shops} | set(counted)):
+            dead.add_metric([shop_id], counted.get(shop_id, 0))
         yield from (applied, pending, last, dead)
 
 

