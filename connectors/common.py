@@ -28,6 +28,14 @@ def require(obj: Any, key: str, what: str) -> Any:
     return obj[key]
 
 
+def object_list(obj: dict[str, Any], key: str, what: str) -> list[dict[str, Any]]:
+    """`obj[key]` as a list of JSON objects; absent or null is an empty list."""
+    value = obj.get(key) or []
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise Rejected(400, f"{what} {key} is not a list of objects")
+    return value
+
+
 def money(value: Any, what: str) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
         raise Rejected(400, f"{what} is not an amount: {value!r}")

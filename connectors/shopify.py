@@ -20,7 +20,15 @@ from typing import Any
 
 from xsell_stream.events import Event, OrderDeleted, OrderState, Refund, RefundIssued
 
-from .common import CustomerKeys, load_json, money, object_id, require, timestamp
+from .common import (
+    CustomerKeys,
+    load_json,
+    money,
+    object_id,
+    object_list,
+    require,
+    timestamp,
+)
 from .errors import Rejected
 
 PLATFORM = "shopify"
@@ -161,12 +169,8 @@ def parse(
         raise Rejected(400, "order customer is not an object")
     customer = customer or {}
     email = body.get("email") or body.get("contact_email") or customer.get("email")
-    line_items = body.get("line_items") or []
-    if not isinstance(line_items, list) or not all(isinstance(li, dict) for li in line_items):
-        raise Rejected(400, "order line_items is not a list of objects")
-    refunds = body.get("refunds") or []
-    if not isinstance(refunds, list):
-        raise Rejected(400, "order refunds is not a list")
+    line_items = object_list(body, "line_items", "order")
+    refunds = object_list(body, "refunds", "order")
     excluded = _excluded_because(body, topic)
     currency = str(require(body, "currency", "order"))  # the shop currency
     return OrderState(

@@ -20,7 +20,15 @@ from urllib.parse import urlsplit
 
 from xsell_stream.events import Event, OrderDeleted, OrderState, Refund
 
-from .common import CustomerKeys, load_json, money, object_id, require, timestamp
+from .common import (
+    CustomerKeys,
+    load_json,
+    money,
+    object_id,
+    object_list,
+    require,
+    timestamp,
+)
 from .errors import Rejected
 
 PLATFORM = "woocommerce"
@@ -82,12 +90,8 @@ def parse(
     billing = body.get("billing") or {}
     if not isinstance(billing, dict):
         raise Rejected(400, "order billing is not an object")
-    line_items = body.get("line_items") or []
-    if not isinstance(line_items, list) or not all(isinstance(li, dict) for li in line_items):
-        raise Rejected(400, "order line_items is not a list of objects")
-    refunds = body.get("refunds") or []
-    if not isinstance(refunds, list):
-        raise Rejected(400, "order refunds is not a list")
+    line_items = object_list(body, "line_items", "order")
+    refunds = object_list(body, "refunds", "order")
     excluded = f"status {status}" if status in NOT_COUNTED else ""
     total: Decimal = money(require(body, "total", "order"), "order total")
     return OrderState(
