@@ -42,7 +42,7 @@ def parse(raw: bytes, shop: str, platform: str, delivery_id: str,
     if not isinstance(offer_id, str | int) or isinstance(offer_id, bool) or not str(offer_id):
         raise Rejected(400, f"offer offer_id is not an id: {offer_id!r}")
     action = require(body, "action", "offer")
-    if action not in ACTIONS:
+    if not isinstance(action, str) or action not in ACTIONS:
         raise Rejected(400, f"offer action must be one of {', '.join(sorted(ACTIONS))}")
     at: datetime = timestamp(require(body, "at", "offer"), "offer at")
     customer_key = keys.key(body.get("customer_id"), body.get("email"))
