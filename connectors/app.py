@@ -53,12 +53,15 @@ class Receiver:
         self._topic = settings.kafka_settings.topic
 
     async def handle(self, platform: str, request: web.Request) -> web.Response:
-        shop = "unknown"
         try:
-            response, shop = await self._receive(platform, request)
+            response, _ = await self._receive(platform, request)
             return response
         except Rejected as exc:
-            log.info("%s delivery rejected (%d): %s", platform, exc.status, exc.reason)
+            # A configured shop's rejections (a bad signature, say) are counted under its id;
+            # a shop id that is not configured is never a label.
+            shop = request.get("shop", "unknown")
+            log.info("%s delivery for %s rejected (%d): %s", platform, shop, exc.status,
+                     exc.reason)
             outcome = {401: "unauthorized", 413: "too_large", 415: "bad_content_type"}.get(
                 exc.status, "bad_request" if exc.status < 500 else "unavailable"
             )
@@ -82,7 +85,10 @@ class Receiver:
         shop_id = module.shop_of(headers)
         shop = self._settings.shop(shop_id) if shop_id else None
         if shop is None or (module is not offers and shop.platform != platform):
-            raise Rejected(401, "unknown shop: add it to [[shops]] in the config")
+            shown = repr(shop_id[:100]) if shop_id else f"(no {module.SHOP_HEADER})"
+            where = "" if module is offers else f' with platform = "{platform}"'
+            raise Rejected(401, f"unknown shop {shown}: add it to [[shops]] in the config{where}")
+        request["shop"] = shop.id
         if not signing.verify(raw, headers.get(module.SIGNATURE_HEADER), shop.secrets):
             raise Rejected(401, f"bad or missing {module.SIGNATURE_HEADER}")
         content_type = request.content_type

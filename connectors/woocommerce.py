@@ -34,6 +34,7 @@ from .errors import Rejected
 PLATFORM = "woocommerce"
 SIGNATURE_HEADER = "X-WC-Webhook-Signature"
 SOURCE_HEADER = "X-WC-Webhook-Source"
+SHOP_HEADER = SOURCE_HEADER  # the shop id is the host of this URL
 DELIVERY_HEADER = "X-WC-Webhook-Delivery-ID"
 TOPIC_HEADER = "X-WC-Webhook-Topic"
 

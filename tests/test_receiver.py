@@ -160,6 +160,22 @@ def test_unreachable_broker_answers_503_and_leaves_nothing_pending(tmp_path, red
     assert answer["error"].startswith("Kafka unavailable")
     assert answer["error"].endswith("retry later")
     assert redis_client.hlen(prefix(SHOP) + "pending") == 0
-    outcomes = redis_client.hgetall("xs:webhooks")
-    assert sum(int(n) for k, n in outcomes.items() if k.endswith(b"|unavailable")) == 1
-    assert not any(k.endswith(b"|accepted") for k in outcomes)
+    assert redis_client.hgetall("xs:webhooks") == {f"shopify|{SHOP}|unavailable".encode(): b"1"}
+
+
+def test_rejections_are_counted_under_a_configured_shop_never_an_unknown_one(
+        tmp_path, broker, redis_url, redis_client):
+    settings = settings_for(tmp_path, broker.bootstrap_servers, redis_url)
+    body = json.dumps(ORDER).encode()
+    stranger = {**shopify_headers(body, "d-5"), "X-Shopify-Shop-Domain": "stranger.myshopify.com"}
+    answers = asyncio.run(post_all(settings, [
+        (body, shopify_headers(body, "d-4", secret="wrong")),
+        (body, stranger),
+    ]))
+    assert answers == [
+        (401, {"error": "bad or missing X-Shopify-Hmac-Sha256"}),
+        (401, {"error": "unknown shop 'stranger.myshopify.com': add it to [[shops]] in the "
+                        'config with platform = "shopify"'}),
+    ]
+    assert redis_client.hgetall("xs:webhooks") == {
+        f"shopify|{SHOP}|unauthorized".encode(): b"1", b"shopify|unknown|unauthorized": b"1"}
