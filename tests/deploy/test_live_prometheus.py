@@ -123,12 +123,14 @@ def shop_of(labels: Labels) -> str:
 
 
 def post_bad_signatures(url: str, count: int) -> Counter[int]:
-    """Shopify deliveries with a wrong HMAC: the connector rejects them as shop "unknown"."""
+    """Shopify deliveries from a shop domain that is not configured (with a wrong HMAC too):
+    the connector rejects them under shop "unknown"."""
     first = next(d for d in read_deliveries(demo.sample_path())
                  if d.path.endswith("/shopify"))
     answers: Counter[int] = Counter()
     for i in range(count):
         headers = {**first.headers, "X-Shopify-Hmac-Sha256": "bm90IHRoZSBzaWduYXR1cmU=",
+                   "X-Shopify-Shop-Domain": "stranger.myshopify.com",
                    "X-Shopify-Webhook-Id": f"forged-{i}"}
         req = urllib.request.Request(url + first.path, data=first.body, headers=headers,
                                      method="POST")
