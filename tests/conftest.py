@@ -217,13 +217,17 @@ def stop_stack(stack: RunningStack) -> str:
 
 @pytest.fixture
 def make_stack(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
-    """Starts stacks with `xsell-stream up`; stops them at the end of the test."""
+    """Starts stacks with `xsell-stream up` (on the session's broker when KAFKA_BOOTSTRAP_SERVERS
+    names one, so the same tests run on a real Apache Kafka); stops them at the end of the test."""
     started: list[RunningStack] = []
 
     def make(shops: list[dict[str, object]] = RECORDED_SHOPS, **kwargs: str) -> RunningStack:
+        if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") and "kafka" not in kwargs:
+            kwargs["kafka"] = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
         directory = tmp_path / f"stack{len(started)}"
         directory.mkdir()
         stack = start_stack(write_config(directory, shops, **kwargs))
+        print(f"[broker: {kwargs.get('kafka') and 'Kafka at ' + kwargs['kafka'] or 'embedded'}]")
         started.append(stack)
         return stack
 
@@ -266,25 +270,3 @@ def pytest_report_header(config: pytest.Config) -> str:
     if os.environ.get("XSELL_TEST_KAFKA", "").lower() == "apache":
         return "kafka: Apache Kafka started by the test session (XSELL_TEST_KAFKA=apache)"
     return f"kafka: external at {named}" if named else "kafka: embedded Tansu broker"
-
-
-@pytest.fixture
-def make_stack(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]  # noqa: F811
-    """As above, but on the broker of the session (KAFKA_BOOTSTRAP_SERVERS) when one is
-    named, so the end-to-end tests run unchanged on a real Apache Kafka too."""
-    started: list[RunningStack] = []
-
-    def make(shops: list[dict[str, object]] = RECORDED_SHOPS, **kwargs: str) -> RunningStack:
-        if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") and "kafka" not in kwargs:
-            kwargs["kafka"] = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
-        directory = tmp_path / f"stack{len(started)}"
-        directory.mkdir()
-        stack = start_stack(write_config(directory, shops, **kwargs))
-        print(f"[broker: {kwargs.get('kafka') and 'Kafka at ' + kwargs['kafka'] or 'embedded'}]")
-        started.append(stack)
-        return stack
-
-    yield make
-    for stack in started:
-        if stack.process.poll() is None:
-            stop_stack(stack)
