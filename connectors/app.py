@@ -24,7 +24,7 @@ from xsell_stream.store import DeliveryLedger
 from xsell_stream.store.privacy import Privacy
 
 from . import compliance, offers, shopify, signing, woocommerce
-from .common import CustomerKeys
+from .common import UPSELL_PROPERTY, CustomerKeys
 from .errors import Rejected
 from .producer import BrokerUnavailable, EventProducer
 
@@ -113,7 +113,7 @@ class Receiver:
             return web.json_response(answer), shop.id
 
         event = parse_delivery(module, topic, raw, shop.id, shop.platform, delivery_id,
-                               self._keys, self._clock())
+                               self._keys, self._clock(), shop.upsell_property)
         if event is None:
             await self._count(platform, shop.id, "ignored")
             return web.json_response({"status": f"topic {topic} ignored"}), shop.id
@@ -143,13 +143,15 @@ class Receiver:
 
 
 def parse_delivery(module: ModuleType, topic: str, raw: bytes, shop: str, platform: str,
-                   delivery_id: str, keys: CustomerKeys, now: datetime) -> events.Event | None:
+                   delivery_id: str, keys: CustomerKeys, now: datetime,
+                   upsell_property: str = UPSELL_PROPERTY) -> events.Event | None:
     """The platform's parser, with every way it can refuse a body answered 400: a body that
     cannot be parsed must never be a 500, which the store would retry for days."""
     try:
         if module is offers:
             return offers.parse(raw, shop, platform, delivery_id, keys)
-        return module.parse(topic, raw, shop, delivery_id, keys, now)  # type: ignore[no-any-return]
+        return module.parse(  # type: ignore[no-any-return]
+            topic, raw, shop, delivery_id, keys, now, upsell_property)
     except Rejected:
         raise
     except ValueError as exc:  # pydantic's ValidationError: valid JSON, wrong values

@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from xsell_stream.config import DEFAULT_UPSELL_PROPERTY
+
 from .errors import Rejected
 
 
@@ -89,3 +91,35 @@ class CustomerKeys:
             digest = hmac.new(self.email_key, normalised, hashlib.sha256).hexdigest()
             return f"email:{digest[:32]}"
         return None
+
+
+# METRICS.md §5: an order line item marked as an accepted upsell by a line-item property
+# (Shopify `properties: [{name, value}]`) or meta key (WooCommerce `meta_data: [{key, value}]`).
+UPSELL_PROPERTY = DEFAULT_UPSELL_PROPERTY
+_NOT_MARKED = frozenset({"", "0", "false", "no", "off"})
+
+
+def upsell_line_items(line_items: list[dict[str, Any]], list_field: str, name_field: str,
+                      prop: str) -> tuple[str, ...]:
+    """Ids (or positions, for a line item without an id) of the line items whose `list_field`
+    names `prop` with a value that is not empty, 0, false, no or off. Entries that are not
+    name/value objects are ignored: these fields are free-form, and an order is never
+    refused for them."""
+    if not prop:
+        return ()
+    marked = []
+    for index, item in enumerate(line_items):
+        entries = item.get(list_field)
+        if not isinstance(entries, list):
+            continue
+        for entry in entries:
+            if not isinstance(entry, dict) or entry.get(name_field) != prop:
+                continue
+            value = entry.get("value")
+            if value is None or value is False or str(value).strip().lower() in _NOT_MARKED:
+                continue
+            line_id = item.get("id")
+            valid = isinstance(line_id, int | str) and not isinstance(line_id, bool)
+            marked.append(str(line_id) if valid and str(line_id) else f"#{index}")
+            break
+    return tuple(marked)

@@ -21,6 +21,7 @@ from typing import Any
 from xsell_stream.events import Event, OrderDeleted, OrderState, Refund, RefundIssued
 
 from .common import (
+    UPSELL_PROPERTY,
     CustomerKeys,
     load_json,
     money,
@@ -28,6 +29,7 @@ from .common import (
     object_list,
     require,
     timestamp,
+    upsell_line_items,
 )
 from .errors import Rejected
 
@@ -146,9 +148,11 @@ def _excluded_because(order: dict[str, Any], topic: str) -> str:
 
 
 def parse(
-    topic: str, raw: bytes, shop: str, delivery_id: str, keys: CustomerKeys, now: datetime
+    topic: str, raw: bytes, shop: str, delivery_id: str, keys: CustomerKeys, now: datetime,
+    upsell_property: str = UPSELL_PROPERTY,
 ) -> Event | None:
-    """The event for one verified delivery, or None for a topic that carries no figure."""
+    """The event for one verified delivery, or None for a topic that carries no figure.
+    Line items whose `properties` hold `upsell_property` are accepted upsells."""
     if topic not in ORDER_TOPICS and topic not in ("orders/delete", "refunds/create"):
         return None
     body = load_json(raw)
@@ -189,4 +193,5 @@ def parse(
             for li in line_items
             if li.get("product_id") is not None
         ),
+        upsell_line_items=upsell_line_items(line_items, "properties", "name", upsell_property),
     )

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from xsell_stream.events import Event, OrderDeleted, OrderState, Refund
 
 from .common import (
+    UPSELL_PROPERTY,
     CustomerKeys,
     load_json,
     money,
@@ -28,6 +29,7 @@ from .common import (
     object_list,
     require,
     timestamp,
+    upsell_line_items,
 )
 from .errors import Rejected
 
@@ -69,9 +71,11 @@ def _refund(refund: Any) -> Refund:
 
 
 def parse(
-    topic: str, raw: bytes, shop: str, delivery_id: str, keys: CustomerKeys, now: datetime
+    topic: str, raw: bytes, shop: str, delivery_id: str, keys: CustomerKeys, now: datetime,
+    upsell_property: str = UPSELL_PROPERTY,
 ) -> Event | None:
-    """The event for one verified delivery, or None for a topic that carries no figure."""
+    """The event for one verified delivery, or None for a topic that carries no figure.
+    Line items whose `meta_data` hold the key `upsell_property` are accepted upsells."""
     if topic not in ORDER_TOPICS and topic != "order.deleted":
         return None
     body = load_json(raw)
@@ -112,4 +116,5 @@ def parse(
             for li in line_items
             if li.get("product_id") not in (None, 0, "0", "")
         ),
+        upsell_line_items=upsell_line_items(line_items, "meta_data", "key", upsell_property),
     )

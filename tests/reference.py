@@ -13,7 +13,9 @@ The rules it encodes (METRICS.md plus the issue-3 decisions):
   than its latest sign of life (the greatest of its states' `updated_at` and restore instants);
 - it counts when its state counts and it is not deleted; it belongs to the local calendar day
   of its `created_at` in the shop's zone;
-- an offer event is identified by all its fields, and counts in the day of its instant.
+- an offer event is identified by all its fields, and counts in the day of its instant;
+- a counting order of a customer whose newest state has an upsell line item is an accepted
+  (so also presented) upsell of that customer on the order's day (METRICS.md §5).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class Order:
     customer: str | None
     revenue: Decimal
     products: frozenset[str]
+    upsell: bool = False
 
 
 @dataclass
@@ -84,6 +87,7 @@ def counting_orders(events: Iterable[object], zone: ZoneInfo) -> list[Order]:
             customer=state.customer_key,
             revenue=state.total - sum(history.refunds.values(), Decimal(0)),
             products=frozenset(state.product_ids),
+            upsell=bool(state.upsell_line_items),
         ))
     return orders
 
@@ -143,8 +147,9 @@ def figures(orders: list[Order], offer_events: list[tuple[date, str, str]], peri
     repeat = sum(1 for os in per_customer.values() if len(os) >= 2)
     multi = sum(1 for os in per_customer.values()
                 if len(frozenset().union(*(o.products for o in os))) >= 2)
-    offered = {c for d, c, _ in offer_events if start <= d <= end}
-    accepted = {c for d, c, a in offer_events if start <= d <= end and a == "accepted"}
+    upsold = {o.customer for o in named if o.upsell}
+    offered = {c for d, c, _ in offer_events if start <= d <= end} | upsold
+    accepted = {c for d, c, a in offer_events if start <= d <= end and a == "accepted"} | upsold
 
     clv_start = end - timedelta(days=364)
     year = [o for o in orders if clv_start <= o.day <= end and o.customer is not None]

@@ -474,3 +474,79 @@ def test_11_clv_aov_50_times_3_orders_a_year_times_5_years_is_750(redis_url, red
     year = figures(redis_client, settings, SHOP, "365d", DAY.date())
     assert (year["orders"], year["customers"], year["average_order_value"]) == (
         120, 40, Decimal("50.00"))
+
+
+# --- 12: upsells marked on the order's line items (METRICS.md §5) -------------------------
+
+def offer_delivery(shop: str, secret: str, delivery: str, customer_id: int, action: str,
+                   at: str = "2025-01-15T09:00:00Z") -> tuple[str, bytes, dict[str, str]]:
+    body = raw({"offer_id": "bundle-7", "action": action, "at": at, "customer_id": customer_id})
+    return "/webhooks/offers", body, {
+        "Content-Type": "application/json", "X-Xsell-Shop": shop,
+        "X-Xsell-Delivery-Id": delivery, "X-Xsell-Hmac-Sha256": sign(secret, body)}
+
+
+def test_12_shopify_line_item_property_is_an_accepted_upsell_while_the_order_counts(
+        shopify_pipe, redis_client):
+    upsold = shopify_order(4100000000120, "40.00", customer_id=501)
+    upsold["line_items"][0]["properties"] = [{"name": "gift_note", "value": "hi"},
+                                             {"name": "_xsell_upsell", "value": "bundle-7"}]
+    not_upsold = shopify_order(4100000000121, "25.00", customer_id=503)
+    not_upsold["line_items"][0]["properties"] = [{"name": "_xsell_upsell", "value": "false"}]
+    later = {**upsold, "updated_at": "2025-01-15T12:00:00+00:00"}
+    cancelled = {**upsold, "updated_at": "2025-01-16T08:00:00+00:00",
+                 "cancelled_at": "2025-01-16T08:00:00+00:00"}
+    answers = shopify_pipe.post([
+        shopify("orders/create", raw(upsold), "d-up-1"),
+        shopify("orders/create", raw(not_upsold), "d-up-2"),
+        offer_delivery(SHOPIFY, SHOPIFY_SECRET, "o-up-1", 502, "presented"),
+        offer_delivery(SHOPIFY, SHOPIFY_SECRET, "o-up-2", 501, "presented"),
+        shopify("orders/updated", raw(later), "d-up-3"),  # a newer state, same upsell
+    ])
+    assert statuses(answers) == [200] * 5
+    both = {"orders": 2, "revenue": Decimal("65.00"), "customers": 2,
+            "average_order_value": Decimal("32.50"), "revenue_per_customer": Decimal("32.50"),
+            "repeat_customers": 0, "repeat_purchase_rate": 0.0,
+            "multi_product_customers": 0, "cross_sell_ratio": 0.0,
+            "upsell_offered_customers": 2, "upsell_accepted_customers": 1,
+            "upsell_conversion_rate": 0.5, "customer_lifetime_value": Decimal("97.50")}
+    assert figures(redis_client, shopify_pipe.settings, SHOPIFY, "month", "2025-01-15") == both
+
+    # Cancelled: the order and its accepted upsell leave the figures; customer 501 was still
+    # presented the offer (the offers endpoint said so), 502 too.
+    assert statuses(shopify_pipe.post([shopify("orders/cancelled", raw(cancelled),
+                                               "d-up-4")])) == [200]
+    assert figures(redis_client, shopify_pipe.settings, SHOPIFY, "month", "2025-01-15") == {
+        **one_order("25.00"), "upsell_offered_customers": 2, "upsell_accepted_customers": 0,
+        "upsell_conversion_rate": 0.0}
+
+
+def test_12b_woocommerce_meta_key_is_an_accepted_upsell(woo_pipe, redis_client):
+    order = woo_order(9120, "55.00", products=(31, 32))
+    order["line_items"][1]["meta_data"] = [
+        {"id": 4001, "key": "_xsell_upsell", "value": "yes", "display_key": "",
+         "display_value": ""}]
+    assert statuses(woo_pipe.post([woo("order.created", raw(order), "w-up-1")])) == [200]
+    assert figures(redis_client, woo_pipe.settings, WOO, "month", "2025-03-10") == {
+        **one_order("55.00", products=2), "upsell_offered_customers": 1,
+        "upsell_accepted_customers": 1, "upsell_conversion_rate": 1.0}
+
+
+def test_12c_which_line_items_are_marked():
+    from connectors.common import upsell_line_items
+
+    items = [
+        {"id": 1, "properties": [{"name": "_xsell_upsell", "value": "1"}]},
+        {"id": 2, "properties": [{"name": "_xsell_upsell", "value": " No "}]},
+        {"id": 3, "properties": [{"name": "_xsell_upsell", "value": False}]},
+        {"id": 4, "properties": [{"name": "_xsell_upsell", "value": None}]},
+        {"id": 5, "properties": {"_xsell_upsell": "1"}},         # not a list: ignored
+        {"id": 6, "properties": ["_xsell_upsell", {"name": "x"}]},  # not name/value: ignored
+        {"properties": [{"name": "_xsell_upsell", "value": True}]},  # no id: its position
+        {"id": 9007199254740993, "properties": [{"name": "_xsell_upsell", "value": 0},
+                                                 {"name": "_xsell_upsell", "value": "on"}]},
+    ]
+    assert upsell_line_items(items, "properties", "name", "_xsell_upsell") == (
+        "1", "#6", "9007199254740993")
+    assert upsell_line_items(items, "properties", "name", "") == ()
+    assert upsell_line_items(items, "meta_data", "key", "_xsell_upsell") == ()

@@ -67,6 +67,7 @@ def order_history(draw: st.DrawFn, index: int) -> list[object]:
             refunds=tuple(draw(st.lists(st.sampled_from(refund_pool), unique=True)))
             if refund_pool else (),
             product_ids=tuple(draw(st.lists(st.sampled_from(PRODUCTS), max_size=3))),
+            upsell_line_items=("7001",) if draw(st.integers(0, 3)) == 0 else (),
             restored_at=restored,
         ))
     for i, refund in enumerate(refund_pool):

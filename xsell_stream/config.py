@@ -17,6 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 Platform = Literal["shopify", "woocommerce"]
 
 
+# METRICS.md §5: the line-item property / meta key marking an accepted upsell. A leading
+# underscore hides it from the customer on both platforms.
+DEFAULT_UPSELL_PROPERTY = "_xsell_upsell"
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -63,6 +68,9 @@ class ShopSettings(_Frozen):
     lifespan_years: float = 3
     currency: str | None = None
     secrets: list[str] = Field(min_length=1)
+    # The line-item property (Shopify) / meta key (WooCommerce) that marks an accepted upsell
+    # (METRICS.md §5); "" turns the order-side upsell path off.
+    upsell_property: str = DEFAULT_UPSELL_PROPERTY
 
     @field_validator("timezone")
     @classmethod

@@ -84,6 +84,9 @@ class OrderState(_Event):
     total: Money
     refunds: tuple[Refund, ...] = ()
     product_ids: tuple[str, ...] = ()
+    # Line items marked as accepted upsells (METRICS.md §5): while the order counts, its
+    # customer has accepted (and so was presented) an upsell in the order's period.
+    upsell_line_items: tuple[str, ...] = ()
     # When the connector received an explicit restore (WooCommerce `order.restored`): the
     # order is known to exist again from this instant on, whatever its `updated_at` says.
     restored_at: datetime | None = None

@@ -3,7 +3,7 @@ report and the exporter. Every Redis key of the project is named here.
 
 Key schema (one shop's keys share the hash tag `{shop}`):
 
-    xs:{shop}:o:<order id>          hash  newest raw state of the order (v, d, n, k, t, b, m, p),
+    xs:{shop}:o:<order id>          hash  newest raw state of the order (v, d, n, k, t, b, m, p, u),
                                           its last sign of life (a), latest deletion (x),
                                           final deletion (f), and its contribution (c*)
     xs:{shop}:o:<order id>:r        hash  refund id -> refunded units (largest seen)
@@ -13,7 +13,8 @@ Key schema (one shop's keys share the hash tag `{shop}`):
     xs:{shop}:b:<bucket>:co         hash  customer key -> counting orders in the bucket
     xs:{shop}:b:<bucket>:mo         hash  customer key -> orders with 2+ distinct products
     xs:{shop}:b:<bucket>:sp:<cust>  hash  product id -> single-product orders of that product
-    xs:{shop}:b:<bucket>:uo / :ua   hash  customer key -> offers presented / accepted
+    xs:{shop}:b:<bucket>:uo / :ua   hash  customer key -> offers presented / accepted (offer
+                                          events, and counting orders with an upsell line item)
     xs:{shop}:offer:<identity>      str   an offer event already counted
     xs:{shop}:dlv:<delivery id>     str   a delivery whose effect is in Redis (expires)
     xs:{shop}:pending               hash  delivery id -> accepted, not yet applied
@@ -109,6 +110,9 @@ def script_args(event: Event, zone: Any) -> tuple[str, list[str]]:
             "p": products[0] if len(products) == 1 else "",
             "cur": event.currency,
         }
+        if event.upsell_line_items:
+            # Only when set, so the digest of every state without an upsell is unchanged.
+            payload["u"] = "1"
         payload["d"] = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
         alive = event.updated_at
         if event.restored_at is not None and event.restored_at > alive:

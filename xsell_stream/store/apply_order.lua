@@ -15,9 +15,10 @@
 -- ARGV[5] seconds a done delivery id is remembered
 -- ARGV[6] pending-entry id to clear (see the connector)
 -- ARGV[7] payload, JSON:
---   state:  {v, d, n, k, t, b, m, p, cur, a, refunds: [[refund id, units], ...]}
+--   state:  {v, d, n, k, t, b, m, p, [u,] cur, a, refunds: [[refund id, units], ...]}
 --           v = updated_at, a = the latest instant the order is known to exist (v, or the
---           receipt of a restore), both in microseconds
+--           receipt of a restore), both in microseconds; u = "1" when a line item is marked
+--           as an accepted upsell (absent otherwise)
 --   refund: {refunds: [[refund id, units]]}
 --   delete: {x, f}  x = receipt of the deletion in microseconds, f = "1" when final
 -- Money is in integer units of 1/10000, passed as strings.
@@ -68,6 +69,16 @@ local function contribute(c, s)
       if was_multi ~= now_multi then
         redis.call('HINCRBY', bk, 'multi_product_customers', now_multi and 1 or -1)
       end
+      -- An accepted upsell in the order: presented to and accepted by its customer. The
+      -- per-customer counts are shared with the offer events (apply_offer.lua).
+      if c.u == '1' then
+        for _, f in ipairs({{':uo', 'upsell_offered_customers'},
+                            {':ua', 'upsell_accepted_customers'}}) do
+          local n = hincr_or_del(bk .. f[1], c.k, s)
+          if s == 1 and n == 1 then redis.call('HINCRBY', bk, f[2], 1) end
+          if s == -1 and n == 0 then redis.call('HINCRBY', bk, f[2], -1) end
+        end
+      end
     end
   end
 end
@@ -106,7 +117,7 @@ if kind == 'state' then
   local alive = raise('a', ev.a)
   if newer then
     redis.call('HSET', okey, 'v', ev.v, 'd', ev.d, 'n', ev.n, 'k', ev.k, 't', ev.t,
-      'b', ev.b, 'm', ev.m, 'p', ev.p)
+      'b', ev.b, 'm', ev.m, 'p', ev.p, 'u', ev.u or '0')
     redis.call('HSET', P .. 'meta', 'currency', ev.cur)
   elseif not alive and not same_state then
     -- An older state; the very same state again is a duplicate ("unchanged"), not stale.
@@ -122,23 +133,25 @@ end
 -- 3. The contribution the stored state makes now, against the one it made before. The order
 --    is deleted when a final deletion was seen, or a deletion later than its last sign of life.
 local raw = redis.call('HMGET', okey, 'n', 'k', 't', 'b', 'm', 'p', 'cn', 'ck', 'cr', 'cb', 'cm', 'cp',
-  'a', 'x', 'f')
+  'a', 'x', 'f', 'u', 'cu')
 local new = nil
 if raw[1] then
   local refunded = 0
   for _, units in ipairs(redis.call('HVALS', rkey)) do refunded = refunded + tonumber(units) end
   local deleted = raw[15] == '1' or (raw[14] ~= false and tonumber(raw[14]) > tonumber(raw[13]))
   new = { n = deleted and '0' or raw[1], k = raw[2], r = fmt(tonumber(raw[3]) - refunded),
-          b = raw[4], m = raw[5], p = raw[6] }
+          b = raw[4], m = raw[5], p = raw[6], u = raw[16] or '0' }
 end
 local old = nil
 if raw[7] then
-  old = { n = raw[7], k = raw[8], r = raw[9], b = raw[10], m = raw[11], p = raw[12] }
+  old = { n = raw[7], k = raw[8], r = raw[9], b = raw[10], m = raw[11], p = raw[12],
+          u = raw[17] or '0' }
 end
 
 local function same(a, b)
   if a == nil or b == nil then return a == b end
   return a.n == b.n and a.k == b.k and a.r == b.r and a.b == b.b and a.m == b.m and a.p == b.p
+    and a.u == b.u
 end
 
 if same(old, new) then
@@ -147,7 +160,7 @@ else
   if old then contribute(old, -1) end
   contribute(new, 1)
   redis.call('HSET', okey, 'cn', new.n, 'ck', new.k, 'cr', new.r, 'cb', new.b, 'cm', new.m,
-    'cp', new.p)
+    'cp', new.p, 'cu', new.u)
 end
 
 -- 4. The delivery is done only now that its effect is in Redis.
