@@ -24,7 +24,8 @@ test: $(STAMP)
 # the test session starts from Maven Central jars (needs mvn and a JDK 17+; tests/apache_kafka.py).
 test-apache-kafka: $(STAMP)
 	XSELL_TEST_KAFKA=apache $(BIN)/pytest -k "not demo" tests/faults tests/test_bad_input.py \
-		tests/test_compliance.py tests/test_receiver.py tests/test_end_to_end.py
+		tests/test_compliance.py tests/test_receiver.py tests/test_end_to_end.py \
+		tests/test_consumer_lag.py
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench_replay

@@ -192,18 +192,27 @@ def pipeline_panels() -> list[stat.Panel | timeseries.Panel]:
             "Time since last event",
             "Seconds since the worker last applied an event for the shop.",
             "s", query(f"time() - max by (shop) (xsell_last_event_timestamp_seconds{{{shop}}})",
-                       "{{shop}}"), width=8),
+                       "{{shop}}"), width=6),
         series_panel(
-            "Consumer lag (deliveries not yet applied)",
-            "Deliveries the connector accepted that the worker has not applied yet: the "
-            "consumer lag in deliveries, per shop.",
+            "Deliveries not yet applied",
+            "Deliveries the connector accepted (answered 2xx) that the worker has not applied "
+            "to Redis yet, per shop: the lag end to end.",
             "short",
-            [query(f"sum by (shop) (xsell_pending_deliveries{{{shop}}})", "{{shop}}")]),
+            [query(f"sum by (shop) (xsell_pending_deliveries{{{shop}}})", "{{shop}}")],
+            width=6),
+        series_panel(
+            "Consumer lag (events not committed)",
+            "Events in the Kafka topic that the worker's consumer group has not committed "
+            "yet, per partition (all shops share the topic). Read by the exporter every "
+            "lag_interval_seconds.",
+            "short",
+            [query("sum by (partition) (xsell_consumer_lag_events)", "partition {{partition}}")],
+            width=6),
         stat_panel(
             "Exporter and Redis",
             "1 when Prometheus reaches the exporter (up) and the exporter reads Redis.",
             "short",
-            query('min(up{job="xsell-exporter"}) * min(xsell_redis_up)', "up"), width=8),
+            query('min(up{job="xsell-exporter"}) * min(xsell_redis_up)', "up"), width=6),
     ]
 
 

@@ -40,6 +40,8 @@ class ExporterSettings(_Frozen):
     port: int = 9108
     # Customer lifetime value needs a 365-day union of customers; it is cached this long.
     clv_cache_seconds: float = 60.0
+    # How often the consumer lag is read from Kafka (in the background, not at scrape time).
+    lag_interval_seconds: float = Field(default=15.0, gt=0)
 
 
 class KafkaSettings(_Frozen):

@@ -22,6 +22,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from .config import Settings, ShopSettings
+from .lag import ConsumerLag
 from .metrics import Counts, figures
 from .periods import CALENDAR_PERIODS, WINDOWS, calendar_span, clv_span, local_date, span
 from .store import AggregateReader
@@ -62,10 +63,12 @@ class FiguresCollector(Collector):
         settings: Settings,
         reader: AggregateReader,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        lag: ConsumerLag | None = None,
     ) -> None:
         self._settings = settings
         self._reader = reader
         self._now = now
+        self._lag = lag
         self._clv_cache: dict[tuple[str, date], tuple[float, Counts]] = {}
         self._lock = threading.Lock()
 
@@ -84,6 +87,7 @@ class FiguresCollector(Collector):
         return counts
 
     def collect(self) -> Iterator[Metric]:
+        yield from self._consumer_lag()
         up = GaugeMetricFamily("xsell_redis_up", "1 when the exporter could read Redis")
         try:
             families = list(self._figures()) + list(self._pipeline())
@@ -126,6 +130,23 @@ class FiguresCollector(Collector):
                     families[name].add_metric(labels, float(value))  # type: ignore[arg-type]
         yield from families.values()
 
+    def _consumer_lag(self) -> Iterator[Metric]:
+        if self._lag is None:
+            return
+        reading = self._lag.latest()
+        up = GaugeMetricFamily(
+            "xsell_kafka_up", "1 when the exporter read the worker's consumer lag from Kafka "
+            "in the last three lag intervals")
+        up.add_metric([], 0 if reading is None else 1)
+        yield up
+        lag = GaugeMetricFamily(
+            "xsell_consumer_lag_events",
+            "Events in the event topic the worker's consumer group has not committed yet",
+            labels=["partition"])
+        for partition, behind in sorted((reading.partitions if reading else {}).items()):
+            lag.add_metric([str(partition)], behind)
+        yield lag
+
     def _pipeline(self) -> Iterator[Metric]:
         webhooks = CounterMetricFamily(
             "xsell_webhooks", "Webhook deliveries received, by outcome",
@@ -159,20 +180,26 @@ class FiguresCollector(Collector):
         yield from (applied, pending, last, dead)
 
 
-def make_registry(settings: Settings, client: redis.Redis) -> CollectorRegistry:
+def make_registry(settings: Settings, client: redis.Redis,
+                  lag: ConsumerLag | None = None) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(FiguresCollector(settings, AggregateReader(client)))
+    registry.register(FiguresCollector(settings, AggregateReader(client), lag=lag))
     return registry
 
 
 def run(settings: Settings) -> None:
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
+    # The lag probe says in one line when Kafka cannot be read, and again when it can; the
+    # client library would log every failed reconnect of every probe.
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    lag = ConsumerLag(settings.kafka_settings, settings.exporter.lag_interval_seconds).start()
     server, thread = start_http_server(settings.exporter.port, settings.exporter.host,
-                                       registry=make_registry(settings, client))
+                                       registry=make_registry(settings, client, lag))
     log.info("exporter on http://%s:%d/metrics", settings.exporter.host, settings.exporter.port)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     stop.wait()
+    lag.stop()
     server.shutdown()
     thread.join(timeout=5)

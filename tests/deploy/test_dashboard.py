@@ -81,8 +81,8 @@ def test_rows_and_panels():
         "Upsell offered customers", "Upsell accepted customers", "Revenue"]
     assert [p["title"] for p in rows["Pipeline"]] == [
         "Webhooks by outcome", "Events processed by outcome", "Dead letters (last hour)",
-        "Time since last event", "Consumer lag (deliveries not yet applied)",
-        "Exporter and Redis"]
+        "Time since last event", "Deliveries not yet applied",
+        "Consumer lag (events not committed)", "Exporter and Redis"]
     # Every panel queries the Prometheus of the datasource variable; no two panels overlap.
     cells: set[tuple[int, int]] = set()
     for p in panels():

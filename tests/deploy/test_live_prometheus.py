@@ -262,7 +262,7 @@ def check_panels(prom: Prometheus, metrics_url: str, metrics: dict[str, dict[Lab
                  now_counts: dict[str, tuple[int, int]]) -> None:
     board = json.loads(DASHBOARD.read_text())
     targets = [(p["title"], t) for p in board["panels"] for t in p.get("targets", [])]
-    assert len(targets) == 29
+    assert len(targets) == 30
     all_shops = {s["id"] for s in SHOPS}
     # Figures and counts: Prometheus returns exactly the exporter's samples for the period.
     allowed_empty = {"xsell_upsell_conversion_ratio"}  # the sample has no upsell offers
@@ -326,6 +326,13 @@ def check_panels(prom: Prometheus, metrics_url: str, metrics: dict[str, dict[Lab
                 assert set(dead.values()) == {0.0}, where
                 assert {shop_of(k): v for k, v in got.items()} == dict.fromkeys(shops, 0.0)
                 checked["pipeline"] += 1
+            elif "xsell_consumer_lag_events" in expr:
+                # One series per partition of the event topic, each a count of events.
+                partitions = {dict(k)["partition"] for k in metrics["xsell_consumer_lag_events"]}
+                assert partitions == {"0", "1", "2", "3"}, where  # the default 4 partitions
+                assert {dict(k)["partition"] for k in got} == partitions, where
+                assert all(v >= 0 and v == int(v) for v in got.values()), where
+                checked["pipeline"] += 1
             elif "xsell_last_event_timestamp_seconds" in expr:
                 assert {shop_of(k) for k in got} == shops - {QUIET_SHOP}, where
                 assert all(0 <= v <= end - start + 5 for v in got.values()), where
@@ -355,7 +362,7 @@ def check_panels(prom: Prometheus, metrics_url: str, metrics: dict[str, dict[Lab
             checked["figure or count, every period"] += 1
     print(f"[dashboard queries checked: {dict(checked)}]")
     assert checked == Counter({"figure or count": 2 * 19, "rule": 2 * 2, "derived": 2 * 2,
-                               "pipeline": 2 * 6, "figure or count, every period": 9 * 19})
+                               "pipeline": 2 * 7, "figure or count, every period": 9 * 19})
 
 
 def shop_counts(metrics: dict[str, dict[Labels, float]], period: str
