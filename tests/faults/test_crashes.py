@@ -10,6 +10,7 @@ import time
 import uuid
 from pathlib import Path
 
+import redis
 from kafka import KafkaConsumer, KafkaProducer
 
 from tests import apache_kafka
@@ -40,18 +41,40 @@ def assert_same(stack, clean, what: str) -> None:  # type: ignore[no-untyped-def
             assert got[shop][key] == fields, f"{shop} {key}: {got[shop][key]} != {fields}"
 
 
+def kill_points(rng: random.Random, times: int) -> list[int]:
+    """Random moments of the replay, as counts of accepted deliveries: spread over the
+    sample and well before its end, so every kill lands while deliveries still arrive
+    however fast the machine replays (uncontended, the whole sample takes ~4 s)."""
+    return sorted(rng.sample(range(50, support.SAMPLE_DELIVERIES - 300), times))
+
+
+def wait_accepted(stack, at_least: int, replay: support.BackgroundReplay) -> int:  # type: ignore[no-untyped-def]
+    """Waits until the connector has accepted `at_least` deliveries (or the replay ended);
+    Redis may be down meanwhile (the Redis test), so a failed read just waits."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and replay.running():
+        try:
+            accepted = outcomes(stack, "accepted")
+        except redis.RedisError:
+            accepted = -1
+        if accepted >= at_least:
+            return accepted
+        time.sleep(0.02)
+    return outcomes(stack, "accepted")
+
+
 def kill_repeatedly(stack, name: str, times: int, rng: random.Random,  # type: ignore[no-untyped-def]
                     replay: support.BackgroundReplay) -> int:
-    """kill -9 `name` `times` times at random moments, each time once `up` restarted it.
-    Kills after the replay ended still hit the worker while it catches up."""
+    """kill -9 `name` `times` times, at random points of the replay, each time once `up`
+    restarted it."""
     killed = 0
     pid = support.wait_for_new(stack, name, None)
-    for _ in range(times):
-        time.sleep(rng.uniform(0.5, 4.0))
+    for point in kill_points(rng, times):
+        accepted = wait_accepted(stack, point, replay)
         support.kill9(pid)
         killed += 1
-        print(f"[kill -9 {name} pid {pid} ({killed}/{times}); replay "
-              f"{'running' if replay.running() else 'finished'}]")
+        print(f"[kill -9 {name} pid {pid} ({killed}/{times}) after {accepted} accepted "
+              f"deliveries; replay {'running' if replay.running() else 'finished'}]")
         pid = support.wait_for_new(stack, name, pid)
     return killed
 
@@ -135,11 +158,11 @@ def test_whole_stack_killed_mid_replay_then_store_retries_complete_the_figures(
     config = stack.config_path
     try:
         first = support.BackgroundReplay(stack.connector_url).start()
-        for cycle in range(1, STACK_KILLS + 1):
-            time.sleep(rng.uniform(1.0, 5.0))
+        for cycle, point in enumerate(kill_points(rng, STACK_KILLS), start=1):
+            accepted = wait_accepted(stack, point, first)
             kill_whole_stack(stack)
-            print(f"[kill -9 of the whole stack ({cycle}/{STACK_KILLS}); replay "
-                  f"{'running' if first.running() else 'finished'}]")
+            print(f"[kill -9 of the whole stack ({cycle}/{STACK_KILLS}) after {accepted} "
+                  f"accepted deliveries; replay {'running' if first.running() else 'finished'}]")
             stack = start_stack(config)  # the same data dir: Redis comes back from its AOF
         assert dict(first.wait()) == {200: support.SAMPLE_DELIVERIES}
         # An embedded broker forgot what it had acknowledged but not yet delivered; those
@@ -177,8 +200,11 @@ def test_broker_stopped_while_deliveries_arrive_answers_503_then_completes(
             pause, resume = launched.stop, launched.start
             how = "Apache Kafka stopped (SIGTERM) and started again"
         replay = support.BackgroundReplay(stack.connector_url, retries=20).start()
-        time.sleep(rng.uniform(1.0, 4.0))
+        (point,) = kill_points(rng, 1)
+        accepted = wait_accepted(stack, point, replay)
+        assert replay.running(), "the replay ended before the broker could be stopped"
         pause()
+        print(f"[broker stopped after {accepted} accepted deliveries]")
         try:
             deadline = time.monotonic() + 120
             while outcomes(stack, "unavailable") < 5:
