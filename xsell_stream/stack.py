@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from .config import Settings
 log = logging.getLogger("xsell_stream.up")
 
 _PR_SET_PDEATHSIG = 1
+HEALTHY_SECONDS = 60.0
+MAX_RESTART_PAUSE = 30.0
 
 
 def _die_with_parent() -> None:
@@ -61,6 +64,10 @@ class Child:
     env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
+    # Crashes in a row: the back-off grows with it, and a run of HEALTHY_SECONDS resets it.
+    failures: int = 0
+    started_at: float = 0.0
+    restart_at: float | None = None
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -70,6 +77,20 @@ class Child:
             env={**os.environ, **self.env}, preexec_fn=_die_with_parent,
         )
         out.close()
+        self.started_at = time.monotonic()
+        self.restart_at = None
+
+    def schedule_restart(self, now: float) -> float:
+        """After a crash: when to start again. 1 s, 2 s, 4 s … up to 30 s for crashes in
+        a row; a process that had run HEALTHY_SECONDS starts its count afresh, so a crash
+        once a week is never met with the longest pause."""
+        if now - self.started_at >= HEALTHY_SECONDS:
+            self.failures = 0
+        self.failures += 1
+        self.restarts += 1
+        pause = min(MAX_RESTART_PAUSE, 0.5 * 2 ** self.failures)
+        self.restart_at = now + pause
+        return pause
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -178,21 +199,24 @@ class Stack:
         }
         return urls
 
-    def supervise(self, stop_requested: callable) -> None:  # type: ignore[valid-type]
-        """Until asked to stop, restart any process that died (with a growing pause)."""
+    def supervise(self, stop_requested: Callable[[], bool]) -> None:
+        """Until asked to stop, restart any process that died, each on its own back-off:
+        one that keeps crashing never holds up the restart of another, nor the stop."""
         while not stop_requested():
+            now = time.monotonic()
             for child in self.children:
-                if not child.alive() and not stop_requested():
-                    child.restarts += 1
-                    pause = min(30.0, 0.5 * 2 ** min(child.restarts, 6))
+                if child.alive():
+                    continue
+                if child.restart_at is None:
+                    pause = child.schedule_restart(now)
                     log.warning("%s exited (code %s); restart %d in %.1fs, see %s", child.name,
                                 child.process.returncode if child.process else "?",
                                 child.restarts, pause, child.log_path)
-                    time.sleep(pause)
+                elif now >= child.restart_at:
                     child.start()
                     if child.name == "broker":
                         self._recreate_topics()
-            time.sleep(0.2)
+            time.sleep(0.1)
 
     def _recreate_topics(self) -> None:
         """The embedded broker keeps nothing across a restart, its topics included; the
