@@ -28,6 +28,26 @@ def _settings(args: argparse.Namespace) -> Settings:
     return config_module.load(args.config)
 
 
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
+    return value
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
 def _wait_for_signal() -> threading.Event:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -59,7 +79,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from .replay import replay_files
 
     paths = [Path(p) for p in args.files]
-    statuses = replay_files(paths, args.url, args.concurrency, args.retries)
+    statuses = replay_files(paths, args.url, args.concurrency, args.retries, args.rate)
     print("answers by HTTP status:")
     for status, n in sorted(statuses.items(), key=lambda kv: str(kv[0])):
         print(f"  {status}: {n}")
@@ -213,9 +233,12 @@ def parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("replay", help="post recorded deliveries to a running connector")
     rp.add_argument("files", nargs="+", help=".jsonl or .jsonl.gz recordings")
     rp.add_argument("--url", required=True, help="the connector, e.g. http://127.0.0.1:8080")
-    rp.add_argument("--concurrency", type=int, default=8, help="deliveries in flight")
+    rp.add_argument("--concurrency", type=_at_least_one, default=8, help="deliveries in flight")
     rp.add_argument("--retries", type=int, default=8,
                     help="retries of a delivery answered 5xx or not at all")
+    rp.add_argument("--rate", type=_non_negative, default=0.0,
+                    help="at most this many deliveries a second (default 0: as fast as the "
+                         "connector answers)")
     rp.set_defaults(func=cmd_replay)
 
     periods = [*CALENDAR_PERIODS, *WINDOWS]

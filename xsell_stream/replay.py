@@ -75,9 +75,11 @@ async def replay(
     retries: int = 8,
     progress: Progress | None = None,
     transform: Callable[[Delivery], Delivery] | None = None,
+    rate: float = 0.0,
 ) -> Counter[int | str]:
-    """Posts every delivery; returns the count of final answers per HTTP status
-    ("no answer" when the receiver never answered)."""
+    """Posts every delivery, at most `rate` a second when it is above 0 (a backfill that
+    must not crowd out a shop's live webhooks); returns the count of final answers per HTTP
+    status ("no answer" when the receiver never answered)."""
     statuses: Counter[int | str] = Counter()
     queue: asyncio.Queue[Delivery | None] = asyncio.Queue(maxsize=concurrency * 4)
     base = url.rstrip("/")
@@ -111,7 +113,10 @@ async def replay(
     async with aiohttp.ClientSession(connector=connector, timeout=timeout,
                                      skip_auto_headers=["Content-Type"]) as session:
         senders = [asyncio.create_task(sender(session)) for _ in range(concurrency)]
-        for d in deliveries:
+        started = time.monotonic()
+        for n, d in enumerate(deliveries):
+            if rate > 0 and (ahead := started + n / rate - time.monotonic()) > 0:
+                await asyncio.sleep(ahead)
             await queue.put(transform(d) if transform else d)
         for _ in senders:
             await queue.put(None)
@@ -121,8 +126,8 @@ async def replay(
 
 
 def replay_files(paths: list[Path], url: str, concurrency: int = 8,
-                 retries: int = 8) -> Counter[int | str]:
+                 retries: int = 8, rate: float = 0.0) -> Counter[int | str]:
     for p in paths:
         if not p.exists():
             raise FileNotFoundError(f"{p} not found")
-    return asyncio.run(replay(merged(paths), url, concurrency, retries))
+    return asyncio.run(replay(merged(paths), url, concurrency, retries, rate=rate))

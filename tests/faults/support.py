@@ -25,6 +25,9 @@ from xsell_stream.replay import read_deliveries, replay
 from xsell_stream.store import prefix
 
 SAMPLE_DELIVERIES = 1843
+# ~31 s for the sample: four kills of one process, with `up`'s back-off of 1 + 2 + 4 s
+# before the restarts, all land well inside it.
+REPLAY_RATE = 60.0
 
 
 def external_kafka() -> str | None:
@@ -109,6 +112,10 @@ class BackgroundReplay:
 
     url: str
     retries: int = 12
+    # Deliveries a second; 0 is as fast as the connector answers. The kill tests pace the
+    # replay (REPLAY_RATE) so that every kill, and `up`'s growing back-off before each
+    # restart, falls while deliveries still arrive.
+    rate: float = 0.0
     statuses: Counter[int | str] = field(default_factory=Counter)
     error: BaseException | None = None
     _thread: threading.Thread | None = None
@@ -118,7 +125,7 @@ class BackgroundReplay:
             try:
                 self.statuses = asyncio.run(
                     replay(read_deliveries(sample_path()), self.url, concurrency=8,
-                           retries=self.retries))
+                           retries=self.retries, rate=self.rate))
             except BaseException as exc:  # noqa: BLE001 - reported by wait()
                 self.error = exc
 

@@ -43,9 +43,13 @@ def assert_same(stack, clean, what: str) -> None:  # type: ignore[no-untyped-def
 
 def kill_points(rng: random.Random, times: int) -> list[int]:
     """Random moments of the replay, as counts of accepted deliveries: spread over the
-    sample and well before its end, so every kill lands while deliveries still arrive
-    however fast the machine replays (uncontended, the whole sample takes ~4 s)."""
+    sample and well before its end (the paced replay has ~5 s left after the last one), so
+    every kill lands while deliveries still arrive."""
     return sorted(rng.sample(range(50, support.SAMPLE_DELIVERIES - 300), times))
+
+
+def paced_replay(stack) -> support.BackgroundReplay:  # type: ignore[no-untyped-def]
+    return support.BackgroundReplay(stack.connector_url, rate=support.REPLAY_RATE).start()
 
 
 def wait_accepted(stack, at_least: int, replay: support.BackgroundReplay) -> int:  # type: ignore[no-untyped-def]
@@ -71,10 +75,11 @@ def kill_repeatedly(stack, name: str, times: int, rng: random.Random,  # type: i
     pid = support.wait_for_new(stack, name, None)
     for point in kill_points(rng, times):
         accepted = wait_accepted(stack, point, replay)
+        assert replay.running(), f"the replay ended before kill {killed + 1} of the {name}"
         support.kill9(pid)
         killed += 1
         print(f"[kill -9 {name} pid {pid} ({killed}/{times}) after {accepted} accepted "
-              f"deliveries; replay {'running' if replay.running() else 'finished'}]")
+              f"deliveries; replay running]")
         pid = support.wait_for_new(stack, name, pid)
     return killed
 
@@ -82,7 +87,7 @@ def kill_repeatedly(stack, name: str, times: int, rng: random.Random,  # type: i
 def test_worker_killed_at_random_points_changes_no_figure(tmp_path, clean_figures, rng):
     stack = support.start(tmp_path / "stack")
     try:
-        replay = support.BackgroundReplay(stack.connector_url).start()
+        replay = paced_replay(stack)
         killed = kill_repeatedly(stack, "worker", WORKER_KILLS, rng, replay)
         assert dict(replay.wait()) == {200: support.SAMPLE_DELIVERIES}
         support.settle(stack)
@@ -96,7 +101,7 @@ def test_connector_killed_mid_replay_with_the_store_retrying_changes_no_figure(
         tmp_path, clean_figures, rng):
     stack = support.start(tmp_path / "stack")
     try:
-        replay = support.BackgroundReplay(stack.connector_url).start()
+        replay = paced_replay(stack)
         killed = kill_repeatedly(stack, "connector", CONNECTOR_KILLS, rng, replay)
         statuses = replay.wait()
         assert dict(statuses) == {200: support.SAMPLE_DELIVERIES}
@@ -110,7 +115,7 @@ def test_connector_killed_mid_replay_with_the_store_retrying_changes_no_figure(
 def test_redis_restarted_with_persistence_keeps_every_figure(tmp_path, clean_figures, rng):
     stack = support.start(tmp_path / "stack")
     try:
-        replay = support.BackgroundReplay(stack.connector_url).start()
+        replay = paced_replay(stack)
         restarted = kill_repeatedly(stack, "redis", REDIS_RESTARTS, rng, replay)
         assert dict(replay.wait()) == {200: support.SAMPLE_DELIVERIES}
         support.settle(stack)
@@ -157,12 +162,13 @@ def test_whole_stack_killed_mid_replay_then_store_retries_complete_the_figures(
     stack = support.start(tmp_path / "stack")
     config = stack.config_path
     try:
-        first = support.BackgroundReplay(stack.connector_url).start()
+        first = paced_replay(stack)
         for cycle, point in enumerate(kill_points(rng, STACK_KILLS), start=1):
             accepted = wait_accepted(stack, point, first)
+            assert first.running(), f"the replay ended before whole-stack kill {cycle}"
             kill_whole_stack(stack)
             print(f"[kill -9 of the whole stack ({cycle}/{STACK_KILLS}) after {accepted} "
-                  f"accepted deliveries; replay {'running' if first.running() else 'finished'}]")
+                  f"accepted deliveries; replay running]")
             stack = start_stack(config)  # the same data dir: Redis comes back from its AOF
         assert dict(first.wait()) == {200: support.SAMPLE_DELIVERIES}
         # An embedded broker forgot what it had acknowledged but not yet delivered; those
