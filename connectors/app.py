@@ -33,6 +33,8 @@ log = logging.getLogger("xsell_stream.connector")
 PLATFORMS: dict[str, ModuleType] = {"shopify": shopify, "woocommerce": woocommerce}
 # Offers come from the store's upsell app, for a shop of either platform.
 ENDPOINTS: dict[str, ModuleType] = {**PLATFORMS, "offers": offers}
+# The configured shop a delivery was identified as, for counting its rejections.
+SHOP = web.RequestKey("shop", str)
 
 
 class Receiver:
@@ -59,7 +61,7 @@ class Receiver:
         except Rejected as exc:
             # A configured shop's rejections (a bad signature, say) are counted under its id;
             # a shop id that is not configured is never a label.
-            shop = request.get("shop", "unknown")
+            shop = request.get(SHOP, "unknown")
             log.info("%s delivery for %s rejected (%d): %s", platform, shop, exc.status,
                      exc.reason)
             outcome = {401: "unauthorized", 413: "too_large", 415: "bad_content_type"}.get(
@@ -88,7 +90,7 @@ class Receiver:
             shown = repr(shop_id[:100]) if shop_id else f"(no {module.SHOP_HEADER})"
             where = "" if module is offers else f' with platform = "{platform}"'
             raise Rejected(401, f"unknown shop {shown}: add it to [[shops]] in the config{where}")
-        request["shop"] = shop.id
+        request[SHOP] = shop.id
         if not signing.verify(raw, headers.get(module.SIGNATURE_HEADER), shop.secrets):
             raise Rejected(401, f"bad or missing {module.SIGNATURE_HEADER}")
         content_type = request.content_type
