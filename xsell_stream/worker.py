@@ -10,12 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import TypeVar
 
 import faust
 import redis.asyncio as aredis
 from pydantic import ValidationError
+from redis.exceptions import (
+    ClusterDownError,
+    NoPermissionError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from . import events
@@ -26,6 +38,55 @@ from .store import EventApplier
 log = logging.getLogger("xsell_stream.worker")
 
 REDIS_RETRY_SECONDS = 1.0
+REDIS_RETRY_MAX_SECONDS = 30.0
+T = TypeVar("T")
+
+# Refusals that say the server cannot take writes now, not that the event is wrong. Redis
+# 6 wraps an error met inside a script ("Error running script ... -OOM command not
+# allowed ..."), so the code is looked for anywhere in the message.
+_TRANSIENT_CLASSES = (RedisConnectionError, RedisTimeoutError, OutOfMemoryError, ReadOnlyError,
+                      NoPermissionError, TryAgainError, ClusterDownError)
+_TRANSIENT_CODES = re.compile(
+    r"(?<![A-Za-z])-?(OOM|READONLY|BUSY|LOADING|MISCONF|NOPERM|NOAUTH|WRONGPASS|MASTERDOWN"
+    r"|TRYAGAIN|CLUSTERDOWN)(?![A-Za-z])")
+_WHAT_TO_DO = {
+    "OOM": "Redis is at its maxmemory: raise maxmemory or give it more memory",
+    "READONLY": "[redis].url points at a read-only replica: point it at the primary",
+    "MISCONF": "Redis cannot persist (disk full?): see the Redis log",
+    "LOADING": "Redis is loading its data set: wait for it",
+    "BUSY": "a long-running script or command holds Redis: see its SLOWLOG",
+    "NOPERM": "the Redis user may not run these commands: check its ACL",
+    "NOAUTH": "check the user and password in [redis].url",
+    "WRONGPASS": "check the user and password in [redis].url",
+}
+
+
+def redis_is_refusing_for_now(exc: RedisError) -> bool:
+    """True when the error is the server's state (down, full, read-only, loading, busy);
+    False when Redis refused this very event, which no retry would change."""
+    return isinstance(exc, _TRANSIENT_CLASSES) or _TRANSIENT_CODES.search(str(exc)) is not None
+
+
+def _advice(exc: RedisError) -> str:
+    found = _TRANSIENT_CODES.search(str(exc))
+    return _WHAT_TO_DO.get(found.group(1) if found else "", "check that Redis runs and answers")
+
+
+async def until_redis_takes(what: str, call: Callable[[], Awaitable[T]]) -> T:
+    """`call()`, retried with a growing pause for as long as Redis refuses for now: the
+    offset stays uncommitted and no event is ever skipped. Other refusals are raised."""
+    pause = REDIS_RETRY_SECONDS
+    while True:
+        try:
+            return await call()
+        except RedisError as exc:
+            if not redis_is_refusing_for_now(exc):
+                raise
+            log.warning("Redis cannot take %s now (%s: %s); %s. Retrying in %.0fs; nothing "
+                        "is skipped meanwhile", what, type(exc).__name__, str(exc)[:200],
+                        _advice(exc), pause)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, REDIS_RETRY_MAX_SECONDS)
 
 
 def make_app(settings: Settings) -> faust.App:
@@ -57,7 +118,7 @@ def make_app(settings: Settings) -> faust.App:
     async def dead_letter(raw: bytes, shop: str, reason: str) -> None:
         log.error("dead letter (%s): %s", shop, reason)
         await dead_letters.send(value=raw, headers={"reason": reason.encode()})
-        await applier.count_dead_letter(shop)
+        await until_redis_takes("a dead-letter count", partial(applier.count_dead_letter, shop))
 
     @app.agent(source, concurrency=1)
     async def apply_events(stream: faust.StreamT[bytes]) -> None:
@@ -71,18 +132,10 @@ def make_app(settings: Settings) -> faust.App:
             if shop is None:
                 await dead_letter(raw, "unknown", f"shop {event.shop!r} is not configured")
                 continue
-            while True:
-                try:
-                    await applier.apply(event, shop.zone)
-                    break
-                except ResponseError as exc:
-                    await dead_letter(raw, event.shop, f"Redis refused the event: {exc}")
-                    break
-                except (RedisConnectionError, RedisTimeoutError) as exc:
-                    # Never skip an event: wait for Redis, the offset stays uncommitted.
-                    log.warning("Redis unavailable (%s); retrying in %.0fs", exc,
-                                REDIS_RETRY_SECONDS)
-                    await asyncio.sleep(REDIS_RETRY_SECONDS)
+            try:
+                await until_redis_takes("an event", partial(applier.apply, event, shop.zone))
+            except ResponseError as exc:
+                await dead_letter(raw, event.shop, f"Redis refused the event: {exc}")
 
     return app
 

@@ -264,3 +264,34 @@ def test_poison_events_go_to_the_dead_letter_topic_and_the_stream_goes_on(
         assert 'xsell_dead_letters_total{shop="unknown"} 3.0' in stack.metrics()
     finally:
         support.stop(stack)
+
+
+def test_redis_refusing_writes_for_a_while_skips_no_event(tmp_path, clean_figures, rng):
+    """Redis at its maxmemory (-OOM) mid-replay: the connector answers 503 meanwhile, the
+    worker waits for Redis instead of dead-lettering what it cannot write yet, and once
+    Redis takes writes again every figure equals the clean run."""
+    stack = support.start(tmp_path / "stack")
+    client = support.redis_of(stack)
+    try:
+        replay = paced_replay(stack)
+        (point,) = kill_points(rng, 1)
+        accepted = wait_accepted(stack, point, replay)
+        assert replay.running(), "the replay ended before Redis could refuse writes"
+        client.config_set("maxmemory", "1")
+        worker_log = stack.settings.data_dir / "logs" / "worker.log"
+        try:
+            deadline = time.monotonic() + 60
+            while "Redis cannot take an event now (" not in worker_log.read_text():
+                assert time.monotonic() < deadline, "the worker never met the full Redis"
+                time.sleep(0.2)
+        finally:
+            client.config_set("maxmemory", "0")
+        refused = worker_log.read_text().count("Redis cannot take an event now (")
+        assert dict(replay.wait()) == {200: support.SAMPLE_DELIVERIES}
+        support.settle(stack)
+        print(f"[Redis refused writes (maxmemory 1) after {accepted} accepted deliveries; "
+              f"the worker retried {refused} times; no event dead-lettered]")
+        assert client.hgetall(DEAD_LETTERS_KEY) == {}
+        assert_same(stack, clean_figures, "after Redis refused writes for a while")
+    finally:
+        support.stop(stack)
