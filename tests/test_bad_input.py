@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from connectors.app import delivery_key
 from connectors.signing import sign
 from xsell_stream.store import prefix
 
@@ -160,7 +161,7 @@ def test_a_forged_delivery_reusing_the_real_id_does_not_stop_the_real_one(stack)
     client = support.redis_of(stack)
     stored = client.hgetall(f"{prefix(SHOPIFY_SHOP)}o:5003")
     assert stored[b"t"] == b"400000"  # 40.00 in 1/10000 units: the real one counted
-    assert client.exists(f"{prefix(SHOPIFY_SHOP)}dlv:reused-id") == 1
+    assert client.exists(f"{prefix(SHOPIFY_SHOP)}dlv:{delivery_key('reused-id', real)}") == 1
 
 
 def test_after_all_that_the_connector_still_serves_and_only_good_data_is_stored(stack):

@@ -258,6 +258,21 @@ def test_7_order_updated_fired_three_times_for_one_edit_is_one_order(woo_pipe, r
     assert got == one_order("44.00", products=2)
 
 
+def test_7b_two_orders_one_webhook_sends_in_one_second_share_a_delivery_id(woo_pipe,
+                                                                           redis_client):
+    # WooCommerce's delivery id is wp_hash(webhook id . current second): a bulk action
+    # sends several orders under one id. Each counts; a retry of one (same bytes) does not.
+    first = raw(woo_order(72, "30.00", customer_id=78))
+    second = raw(woo_order(73, "50.00", customer_id=79))
+    answers = woo_pipe.post([woo("order.updated", first, "wc-same-second"),
+                             woo("order.updated", second, "wc-same-second"),
+                             woo("order.updated", second, "wc-same-second")])
+    assert [(status, json.loads(text)["status"]) for status, text in answers] == [
+        (200, "accepted"), (200, "accepted"), (200, "duplicate")]
+    got = figures(redis_client, woo_pipe.settings, WOO, "month", "2025-03-10")
+    assert (got["orders"], got["revenue"], got["customers"]) == (2, Decimal("80.00"), 2)
+
+
 def test_8_deleted_with_only_the_id_then_restored_counts_again(woo_pipe, redis_client):
     order = woo_order(81, "55.00")
     woo_pipe.post([woo("order.created", raw(order), "w-81-c"),

@@ -13,7 +13,7 @@ import redis.asyncio as aredis
 from aiohttp.test_utils import TestClient, TestServer
 from kafka import KafkaConsumer
 
-from connectors.app import make_app
+from connectors.app import delivery_key, make_app
 from connectors.producer import EventProducer
 from connectors.signing import sign
 from xsell_stream import config as config_module
@@ -98,8 +98,9 @@ def test_a_verified_order_reaches_kafka_as_one_exact_event(tmp_path, broker, red
     assert event.created_at.isoformat() == "2024-05-01T09:00:00+00:00"
     assert b"Someone@Example" not in records[0] and b"someone@example" not in records[0]
     # Accepted but not yet applied: the delivery is pending, not done.
-    assert redis_client.hgetall(prefix(SHOP) + "pending") == {b"d-1": b"1"}
-    assert redis_client.exists(prefix(SHOP) + "dlv:d-1") == 0
+    key = delivery_key("d-1", body)
+    assert redis_client.hgetall(prefix(SHOP) + "pending") == {key.encode(): b"1"}
+    assert redis_client.exists(prefix(SHOP) + "dlv:" + key) == 0
 
 
 def test_a_delivery_whose_effect_is_in_redis_is_not_produced_again(tmp_path, broker, redis_url,
