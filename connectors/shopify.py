@@ -137,6 +137,18 @@ def _refund(refund: Any, shop_currency: str | None) -> Refund:
                   amount=refund_amount(refund, shop_currency))
 
 
+# Stages of an order's life, for two states with the same `updated_at`: the later one wins.
+_FINANCIAL_STAGES = {"pending": 1, "authorized": 1, "partially_paid": 2, "paid": 2,
+                     "partially_refunded": 3, "refunded": 4, "voided": 5}
+_CANCELLED_STAGE = 6
+
+
+def _stage(order: dict[str, Any], topic: str) -> int:
+    if topic == "orders/cancelled" or order.get("cancelled_at"):
+        return _CANCELLED_STAGE
+    return _FINANCIAL_STAGES.get(str(order.get("financial_status")), 0)
+
+
 def _excluded_because(order: dict[str, Any], topic: str) -> str:
     if order.get("test") is True:
         return "test order"
@@ -194,4 +206,5 @@ def parse(
             if li.get("product_id") is not None
         ),
         upsell_line_items=upsell_line_items(line_items, "properties", "name", upsell_property),
+        stage=_stage(body, topic),
     )

@@ -44,6 +44,14 @@ ORDER_TOPICS = frozenset({"order.created", "order.updated", "order.restored"})
 # Statuses of orders that are not (or no longer) placed: METRICS.md section 1.
 NOT_COUNTED = frozenset({"cancelled", "failed", "trash", "pending", "checkout-draft"})
 
+# Stages of an order's life, for two states with the same `date_modified_gmt` (a checkout
+# that creates and pays an order in one second): the later one wins. A custom status counts
+# as processing.
+_STAGES = {"checkout-draft": 0, "auto-draft": 0, "draft": 0, "pending": 1, "failed": 2,
+           "on-hold": 3, "processing": 4, "completed": 5, "refunded": 6, "cancelled": 7,
+           "trash": 8}
+_CUSTOM_STATUS_STAGE = 4
+
 _PING = re.compile(rb"webhook_id=\d+")
 
 
@@ -117,4 +125,5 @@ def parse(
             if li.get("product_id") not in (None, 0, "0", "")
         ),
         upsell_line_items=upsell_line_items(line_items, "meta_data", "key", upsell_property),
+        stage=_STAGES.get(status, _CUSTOM_STATUS_STAGE),
     )

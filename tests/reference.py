@@ -5,8 +5,8 @@ Written apart from the streaming code on purpose: no Redis, no buckets, no Lua, 
 cannot matter to it; the streaming side must agree with it whatever the order.
 
 The rules it encodes (METRICS.md plus the issue-3 decisions):
-- an order's state is its state with the greatest `updated_at` (tests never give two
-  different states of one order the same `updated_at`);
+- an order's state is its state with the greatest `updated_at`, and of those the greatest
+  `stage` (tests never give two different states of one order the same pair);
 - its refunds are the union, by refund id, of every refund seen for it anywhere (a refund
   event or any state's `refunds`), each with the largest amount seen;
 - it is deleted when a final deletion exists, or when the latest deletion instant is later
@@ -71,7 +71,7 @@ def counting_orders(events: Iterable[object], zone: ZoneInfo) -> list[Order]:
     for history in histories.values():
         if not history.states:
             continue
-        state = max(history.states, key=lambda s: s.updated_at)
+        state = max(history.states, key=lambda s: (s.updated_at, s.stage))
         if not state.counts:
             continue
         if any(d.final for d in history.deletions):

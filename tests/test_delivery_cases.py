@@ -208,6 +208,22 @@ def test_3b_cancellation_before_create_is_kept(shopify_pipe, redis_client):
         NOTHING
 
 
+@pytest.mark.parametrize("cancel_first", [False, True])
+def test_3c_a_cancellation_with_the_same_updated_at_as_the_order_wins(shopify_pipe, redis_client,
+                                                                     cancel_first):
+    order_id = 4100000000023
+    when = "2025-01-15T10:00:00+00:00"
+    placed = raw(shopify_order(order_id, "64.00", updated=when))
+    cancelled = raw(shopify_order(order_id, "64.00", updated=when, cancelled_at=when))
+    states = [shopify("orders/create", placed, "d-3c-create"),
+              shopify("orders/cancelled", cancelled, "d-3c-cancel")]
+    if cancel_first:
+        states.reverse()
+    assert statuses(shopify_pipe.post(states)) == [200, 200]
+    got = figures(redis_client, shopify_pipe.settings, SHOPIFY, "month", "2025-01-15")
+    assert got == NOTHING
+
+
 def test_4_guest_order_counts_only_in_orders_revenue_and_average(shopify_pipe, redis_client):
     guest = shopify_order(4100000000004, "18.20", customer_id=None, email=None,
                           products=(9001, 9002))
@@ -271,6 +287,22 @@ def test_7b_two_orders_one_webhook_sends_in_one_second_share_a_delivery_id(woo_p
         (200, "accepted"), (200, "accepted"), (200, "duplicate")]
     got = figures(redis_client, woo_pipe.settings, WOO, "month", "2025-03-10")
     assert (got["orders"], got["revenue"], got["customers"]) == (2, Decimal("80.00"), 2)
+
+
+@pytest.mark.parametrize("paid_first", [False, True])
+def test_7c_pending_and_processing_in_the_same_second_end_as_processing(woo_pipe, redis_client,
+                                                                        paid_first):
+    # A checkout creates the order (pending) and takes the payment (processing) within one
+    # second: both states carry the same date_modified_gmt. The later stage wins.
+    pending = raw(woo_order(74, "35.00", status="pending"))
+    processing = raw(woo_order(74, "35.00", status="processing"))
+    states = [("order.created", pending, "wc-74-c"), ("order.updated", processing, "wc-74-u")]
+    if paid_first:
+        states.reverse()
+    answers = woo_pipe.post([woo(topic, body, delivery) for topic, body, delivery in states])
+    assert statuses(answers) == [200, 200]
+    got = figures(redis_client, woo_pipe.settings, WOO, "month", "2025-03-10")
+    assert got == one_order("35.00")
 
 
 def test_8_deleted_with_only_the_id_then_restored_counts_again(woo_pipe, redis_client):

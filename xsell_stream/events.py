@@ -90,6 +90,10 @@ class OrderState(_Event):
     # When the connector received an explicit restore (WooCommerce `order.restored`): the
     # order is known to exist again from this instant on, whatever its `updated_at` says.
     restored_at: datetime | None = None
+    # How far along its life the order is, ranked by the connector for its platform (paid
+    # after pending, cancelled after paid, ...): of two states with the same `updated_at`
+    # (a checkout that creates and pays an order in one second), the later stage wins.
+    stage: int = Field(default=0, ge=0, le=99)
 
     @field_validator("total")
     @classmethod

@@ -3,7 +3,7 @@ report and the exporter. Every Redis key of the project is named here.
 
 Key schema (one shop's keys share the hash tag `{shop}`):
 
-    xs:{shop}:o:<order id>          hash  newest raw state of the order (v, d, n, k, t, b, m, p, u),
+    xs:{shop}:o:<order id>          hash  newest raw state (v, d, s, n, k, t, b, m, p, u),
                                           its last sign of life (a), latest deletion (x),
                                           final deletion (f), and its contribution (c*)
     xs:{shop}:o:<order id>:r        hash  refund id -> refunded units (largest seen)
@@ -113,6 +113,8 @@ def script_args(event: Event, zone: Any) -> tuple[str, list[str]]:
         if event.upsell_line_items:
             # Only when set, so the digest of every state without an upsell is unchanged.
             payload["u"] = "1"
+        if event.stage:
+            payload["s"] = str(event.stage)
         payload["d"] = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
         alive = event.updated_at
         if event.restored_at is not None and event.restored_at > alive:

@@ -15,10 +15,10 @@
 -- ARGV[5] seconds a done delivery id is remembered
 -- ARGV[6] pending-entry id to clear (see the connector)
 -- ARGV[7] payload, JSON:
---   state:  {v, d, n, k, t, b, m, p, [u,] cur, a, refunds: [[refund id, units], ...]}
+--   state:  {v, d, [s,] n, k, t, b, m, p, [u,] cur, a, refunds: [[refund id, units], ...]}
 --           v = updated_at, a = the latest instant the order is known to exist (v, or the
 --           receipt of a restore), both in microseconds; u = "1" when a line item is marked
---           as an accepted upsell (absent otherwise)
+--           as an accepted upsell (absent otherwise); s = the order's stage (absent: 0)
 --   refund: {refunds: [[refund id, units]]}
 --   delete: {x, f}  x = receipt of the deletion in microseconds, f = "1" when final
 -- Money is in integer units of 1/10000, passed as strings.
@@ -103,21 +103,22 @@ local function raise(field, value)
   return false
 end
 
--- 2. The newest state wins; equal timestamps are ordered by digest, so any delivery order
---    ends in the same state. Deletions are kept apart from the state.
+-- 2. The newest state wins; of equal timestamps the later stage of the order's life (s), then
+--    the digest, so any delivery order ends in the same state. Deletions are kept apart.
 local outcome = 'applied'
 if kind == 'state' then
-  local cur = redis.call('HMGET', okey, 'v', 'd')
+  local cur = redis.call('HMGET', okey, 'v', 'd', 's')
   local newer, same_state = true, false
   if cur[1] then
     local sv, nv = tonumber(cur[1]), tonumber(ev.v)
-    newer = nv > sv or (nv == sv and ev.d > cur[2])
-    same_state = nv == sv and ev.d == cur[2]
+    local ss, ns = tonumber(cur[3] or '0'), tonumber(ev.s or '0')
+    newer = nv > sv or (nv == sv and (ns > ss or (ns == ss and ev.d > cur[2])))
+    same_state = nv == sv and ns == ss and ev.d == cur[2]
   end
   local alive = raise('a', ev.a)
   if newer then
-    redis.call('HSET', okey, 'v', ev.v, 'd', ev.d, 'n', ev.n, 'k', ev.k, 't', ev.t,
-      'b', ev.b, 'm', ev.m, 'p', ev.p, 'u', ev.u or '0')
+    redis.call('HSET', okey, 'v', ev.v, 'd', ev.d, 's', ev.s or '0', 'n', ev.n, 'k', ev.k,
+      't', ev.t, 'b', ev.b, 'm', ev.m, 'p', ev.p, 'u', ev.u or '0')
     redis.call('HSET', P .. 'meta', 'currency', ev.cur)
   elseif not alive and not same_state then
     -- An older state; the very same state again is a duplicate ("unchanged"), not stale.
