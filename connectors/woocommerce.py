@@ -126,4 +126,6 @@ def parse(
         ),
         upsell_line_items=upsell_line_items(line_items, "meta_data", "key", upsell_property),
         stage=_STAGES.get(status, _CUSTOM_STATUS_STAGE),
+        # An order's refunds[] lists all its refunds; one deleted in wp-admin leaves it.
+        refunds_complete=True,
     )

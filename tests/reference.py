@@ -8,7 +8,8 @@ The rules it encodes (METRICS.md plus the issue-3 decisions):
 - an order's state is its state with the greatest `updated_at`, and of those the greatest
   `stage` (tests never give two different states of one order the same pair);
 - its refunds are the union, by refund id, of every refund seen for it anywhere (a refund
-  event or any state's `refunds`), each with the largest amount seen;
+  event or any state's `refunds`), each with the largest amount seen; except when its newest
+  state's list is complete (`refunds_complete`, WooCommerce): then that list alone;
 - it is deleted when a final deletion exists, or when the latest deletion instant is later
   than its latest sign of life (the greatest of its states' `updated_at` and restore instants);
 - it counts when its state counts and it is not deleted; it belongs to the local calendar day
@@ -62,6 +63,8 @@ def counting_orders(events: Iterable[object], zone: ZoneInfo) -> list[Order]:
             refunds = ()
         else:
             continue
+        if isinstance(event, OrderState) and event.refunds_complete:
+            continue  # taken whole from the winning state below
         for refund in refunds:
             seen = history.refunds.get(refund.refund_id)
             if seen is None or refund.amount > seen:
@@ -82,10 +85,13 @@ def counting_orders(events: Iterable[object], zone: ZoneInfo) -> list[Order]:
             signs_of_life += [s.restored_at for s in history.states if s.restored_at]
             if last_deleted > max(signs_of_life):
                 continue
+        refunded = dict(history.refunds)
+        if state.refunds_complete:
+            refunded = {r.refund_id: r.amount for r in state.refunds}
         orders.append(Order(
             day=state.created_at.astimezone(zone).date(),
             customer=state.customer_key,
-            revenue=state.total - sum(history.refunds.values(), Decimal(0)),
+            revenue=state.total - sum(refunded.values(), Decimal(0)),
             products=frozenset(state.product_ids),
             upsell=bool(state.upsell_line_items),
         ))

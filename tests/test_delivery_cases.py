@@ -392,6 +392,26 @@ def test_10b_woocommerce_refunds_are_negative_strings_subtracted_once(woo_pipe, 
         one_order("54.50")
 
 
+@pytest.mark.parametrize("in_delivery_order", [True, False])
+def test_10c_a_woocommerce_refund_deleted_in_the_store_is_given_back(woo_pipe, redis_client,
+                                                                     in_delivery_order):
+    # WooCommerce lets a refund be deleted (order screen, or DELETE /orders/<id>/refunds/<id>);
+    # the order's newest refunds[] no longer lists it, so it no longer reduces the revenue.
+    states = [
+        woo("order.created", raw(woo_order(102, "100.00")), "w-102-c"),
+        woo("order.updated", raw(woo_order(102, "100.00", modified_gmt="2025-03-11T10:00:00",
+                                           refunds=({"id": 1202, "total": "-40.00"},
+                                                    {"id": 1203, "total": "-5.00"}))),
+            "w-102-u1"),
+        woo("order.updated", raw(woo_order(102, "100.00", modified_gmt="2025-03-12T10:00:00",
+                                           refunds=({"id": 1203, "total": "-5.00"},))),
+            "w-102-u2"),
+    ]
+    woo_pipe.post(states if in_delivery_order else [states[2], states[1], states[0]])
+    assert figures(redis_client, woo_pipe.settings, WOO, "month", "2025-03-10") == \
+        one_order("95.00")
+
+
 def test_big_ids_survive_exactly(shopify_pipe, redis_client):
     big = 2**53 + 1  # a float would turn it into 2**53
     one = shopify_order(big, "10.00", customer_id=2**63 - 1, products=(2**53 + 3,))

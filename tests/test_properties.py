@@ -56,6 +56,9 @@ def order_history(draw: st.DrawFn, index: int) -> list[object]:
                                              st.integers(0, 3)),
                                    min_size=n_states, max_size=n_states, unique=True)))
     customer = draw(st.sampled_from(CUSTOMERS))
+    # WooCommerce-like: each state lists all the order's refunds (a later one may have
+    # dropped a refund deleted in the store), and no refund arrives on its own.
+    complete = draw(st.booleans())
     for i, (h, stage) in enumerate(moments):
         if draw(st.booleans()) and i:
             customer = draw(st.sampled_from(CUSTOMERS))  # the customer can change on an edit
@@ -71,10 +74,10 @@ def order_history(draw: st.DrawFn, index: int) -> list[object]:
             if refund_pool else (),
             product_ids=tuple(draw(st.lists(st.sampled_from(PRODUCTS), max_size=3))),
             upsell_line_items=("7001",) if draw(st.integers(0, 3)) == 0 else (),
-            restored_at=restored, stage=stage,
+            restored_at=restored, stage=stage, refunds_complete=complete,
         ))
     for i, refund in enumerate(refund_pool):
-        if draw(st.booleans()):
+        if not complete and draw(st.booleans()):
             # Sometimes first seen while its transaction was still pending: a smaller amount.
             amount = refund.amount if draw(st.booleans()) else Decimal(0)
             events.append(RefundIssued(

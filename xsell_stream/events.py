@@ -94,6 +94,11 @@ class OrderState(_Event):
     # after pending, cancelled after paid, ...): of two states with the same `updated_at`
     # (a checkout that creates and pays an order in one second), the later stage wins.
     stage: int = Field(default=0, ge=0, le=99)
+    # True when `refunds` is every refund of the order as of `updated_at` (WooCommerce, whose
+    # refunds exist only inside the order and can be deleted there): the newest state's list
+    # replaces what was known. False (Shopify): refunds are merged from every state and
+    # `refunds/create`, since a refund is never taken back there.
+    refunds_complete: bool = False
 
     @field_validator("total")
     @classmethod

@@ -115,6 +115,10 @@ def script_args(event: Event, zone: Any) -> tuple[str, list[str]]:
             payload["u"] = "1"
         if event.stage:
             payload["s"] = str(event.stage)
+        if event.refunds_complete:
+            # Part of the digest: the refund list decides this state's revenue.
+            payload["rc"] = [[r.refund_id, str(to_units(r.amount))]
+                             for r in sorted(event.refunds, key=lambda r: r.refund_id)]
         payload["d"] = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
         alive = event.updated_at
         if event.restored_at is not None and event.restored_at > alive:

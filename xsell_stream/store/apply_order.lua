@@ -15,7 +15,8 @@
 -- ARGV[5] seconds a done delivery id is remembered
 -- ARGV[6] pending-entry id to clear (see the connector)
 -- ARGV[7] payload, JSON:
---   state:  {v, d, [s,] n, k, t, b, m, p, [u,] cur, a, refunds: [[refund id, units], ...]}
+--   state:  {v, d, [s,] n, k, t, b, m, p, [u,] cur, a, refunds: [[refund id, units], ...],
+--            [rc: the same list when it is the order's complete list of refunds]}
 --           v = updated_at, a = the latest instant the order is known to exist (v, or the
 --           receipt of a restore), both in microseconds; u = "1" when a line item is marked
 --           as an accepted upsell (absent otherwise); s = the order's stage (absent: 0)
@@ -85,7 +86,9 @@ end
 
 -- 1. Refunds are facts keyed by their id: merge them whatever the state's age. The amount
 --    of a refund only grows (pending transactions succeed), so the largest seen wins.
-if ev.refunds then
+--    A state whose refund list is complete (rc) is not merged here: step 2 takes its list
+--    whole if the state wins, so a refund deleted in the store is gone from the figures.
+if ev.refunds and not ev.rc then
   for _, rf in ipairs(ev.refunds) do
     local seen = redis.call('HGET', rkey, rf[1])
     if not seen or tonumber(rf[2]) > tonumber(seen) then
@@ -120,6 +123,10 @@ if kind == 'state' then
     redis.call('HSET', okey, 'v', ev.v, 'd', ev.d, 's', ev.s or '0', 'n', ev.n, 'k', ev.k,
       't', ev.t, 'b', ev.b, 'm', ev.m, 'p', ev.p, 'u', ev.u or '0')
     redis.call('HSET', P .. 'meta', 'currency', ev.cur)
+    if ev.rc then
+      redis.call('DEL', rkey)
+      for _, rf in ipairs(ev.rc) do redis.call('HSET', rkey, rf[1], rf[2]) end
+    end
   elseif not alive and not same_state then
     -- An older state; the very same state again is a duplicate ("unchanged"), not stale.
     outcome = 'stale'
