@@ -62,3 +62,18 @@ def test_window_gauges_end_today_and_match_the_report(redis_url, redis_client):
     assert sample("xsell_revenue", "365d") == 182.0
     # CLV of every window is the 365 days ending today: 177.00 named / 4 customers x 2.
     assert sample("xsell_customer_lifetime_value", "7d") == 88.5
+
+
+def test_the_first_orders_show_at_the_next_scrape_though_an_empty_store_was_scraped(
+        redis_url, redis_client):
+    # `up` probes /metrics while the store is still empty: that must not hide CLV and the
+    # 365d gauges for clv_cache_seconds once the first orders are in.
+    settings = settings_for(SHOP, "woocommerce", "Europe/Berlin", lifespan_years=2)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(FiguresCollector(settings, AggregateReader(redis_client), now=lambda: NOW))
+    labels = {"shop": SHOP, "platform": "woocommerce", "period": "month", "currency": "EUR"}
+    assert registry.get_sample_value("xsell_customer_lifetime_value", labels) is None
+    apply_all(redis_url, [order(1, 0, "id:1", "10.00")], settings)
+    assert registry.get_sample_value("xsell_customer_lifetime_value", labels) == 20.0
+    assert registry.get_sample_value(
+        "xsell_orders", {"shop": SHOP, "platform": "woocommerce", "period": "365d"}) == 1

@@ -82,8 +82,9 @@ class FiguresCollector(Collector):
                 return hit[1]
         span = clv_span(calendar_span("day", end))
         counts = self._reader.days(shop.id, span.days())
-        with self._lock:
-            self._clv_cache[key] = (time.monotonic(), counts)
+        if counts.orders:  # an empty union is cheap, and caching it would hide the first orders
+            with self._lock:
+                self._clv_cache[key] = (time.monotonic(), counts)
         return counts
 
     def collect(self) -> Iterator[Metric]:
