@@ -3,9 +3,13 @@ healthy run, and a crash-looping process never holds up another's restart or the
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
 from pathlib import Path
+
+import pytest
 
 from xsell_stream.config import load
 from xsell_stream.stack import HEALTHY_SECONDS, Child, Stack
@@ -58,3 +62,35 @@ def test_a_crash_looping_process_does_not_hold_up_another_restart_or_the_stop(tm
         assert time.monotonic() - started < 1  # the stop is not held up by the back-off
         stack.stop()
     assert not steady.alive()
+
+
+def test_a_second_stack_on_the_same_data_dir_is_refused_until_the_first_stops(tmp_path):
+    settings = load(write_config(tmp_path, RECORDED_SHOPS))
+    first = Stack(tmp_path / "xsell.toml", settings)
+    first.claim()
+    second = Stack(tmp_path / "xsell.toml", settings)
+    with pytest.raises(RuntimeError) as refused:
+        second.claim()
+    assert str(refused.value) == (
+        f"another xsell-stream up or demo (pid {os.getpid()}) is running on "
+        f"{settings.data_dir}: stop it first, or give this one another data_dir")
+    first.stop()
+    second.claim()
+    second.stop()
+
+
+def test_a_port_already_in_use_is_refused_before_anything_starts(tmp_path):
+    settings = load(write_config(tmp_path, RECORDED_SHOPS))
+    stack = Stack(tmp_path / "xsell.toml", settings)
+    with socket.socket() as holder:
+        holder.bind((settings.connector.host, settings.connector.port))
+        holder.listen()
+        with pytest.raises(RuntimeError) as refused:
+            stack.start()
+    stack.stop()
+    port = settings.connector.port
+    assert str(refused.value) == (
+        f"port {port} on 127.0.0.1 is already in use (Address already in use): another "
+        "xsell-stream or another program holds it. Stop it, or choose a free port with "
+        "[connector].port in the config (--port for demo)")
+    assert stack.children == []

@@ -136,14 +136,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .store import AggregateReader
 
     data_dir = Path(args.data_dir).resolve()
-    if (data_dir / "redis").exists():
-        shutil.rmtree(data_dir / "redis")  # every demo starts from an empty store
     config_path = demo.write_config(data_dir, args.port, args.metrics_port, args.kafka_port,
                                     args.redis_port)
     settings = config_module.load(config_path)
     stop = _wait_for_signal()
     stack = Stack(config_path, settings)
     try:
+        stack.claim()  # before emptying the store: another demo may be running on it
+        if (data_dir / "redis").exists():
+            shutil.rmtree(data_dir / "redis")  # every demo starts from an empty store
         print(f"starting the stack (logs in {stack.log_dir}) …", flush=True)
         stack.start()
         sample = demo.sample_path()

@@ -5,9 +5,11 @@ stops everything cleanly on SIGTERM or Ctrl-C."""
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,6 +17,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 import redis
 
@@ -114,14 +117,61 @@ class Stack:
         self.settings = settings
         self.log_dir = settings.data_dir / "logs"
         self.children: list[Child] = []
+        self._lock: TextIO | None = None
 
     def _python(self, name: str, *args: str) -> Child:
         argv = [sys.executable, "-m", "xsell_stream.cli", *args, "--config", str(self.config_path)]
         return Child(name, argv, self.log_dir / f"{name}.log")
 
+    def claim(self) -> None:
+        """Only one stack per data_dir: two would share the embedded Redis files and logs."""
+        if self._lock is not None:
+            return
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        path = self.settings.data_dir / "up.lock"
+        handle = path.open("a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "?"
+            handle.close()
+            raise RuntimeError(
+                f"another xsell-stream up or demo (pid {holder}) is running on "
+                f"{self.settings.data_dir}: stop it first, or give this one another "
+                "data_dir") from None
+        handle.truncate(0)
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._lock = handle
+
+    def _check_ports(self) -> None:
+        """A port someone else holds would be found out only by a crash loop in a log, or,
+        worse, by another stack answering the start-up probes: refuse to start instead."""
+        s = self.settings
+        ports = [(s.connector.host, s.connector.port, "[connector].port", "--port"),
+                 (s.exporter.host, s.exporter.port, "[exporter].port", "--metrics-port")]
+        if s.kafka is None:
+            ports.append(("127.0.0.1", s.embedded.kafka_port, "[embedded].kafka_port",
+                          "--kafka-port"))
+        if s.redis is None:
+            ports.append(("127.0.0.1", s.embedded.redis_port, "[embedded].redis_port",
+                          "--redis-port"))
+        for host, port, key, flag in ports:
+            with socket.socket() as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    probe.bind((host, port))
+                except OSError as exc:
+                    raise RuntimeError(
+                        f"port {port} on {host} is already in use ({exc.strerror}): another "
+                        f"xsell-stream or another program holds it. Stop it, or choose a "
+                        f"free port with {key} in the config ({flag} for demo)") from None
+
     def start(self) -> None:
         s = self.settings
-        s.data_dir.mkdir(parents=True, exist_ok=True)
+        self.claim()
+        self._check_ports()
         if s.redis is None:
             redis_dir = (s.data_dir / "redis").resolve()
             redis_dir.mkdir(parents=True, exist_ok=True)
@@ -232,3 +282,6 @@ class Stack:
         for child in reversed(self.children):
             child.stop()
         self.children.clear()
+        if self._lock is not None:
+            self._lock.close()  # releases the flock
+            self._lock = None
