@@ -153,6 +153,12 @@ def redis_of(stack: RunningStack) -> redis.Redis:
     return redis.Redis.from_url(stack.settings.redis_url, socket_timeout=10)
 
 
+def pending(stack: RunningStack, client: redis.Redis | None = None) -> int:
+    """Accepted deliveries of every shop not yet applied."""
+    client = client or redis_of(stack)
+    return sum(client.hlen(f"{prefix(s.id)}pending") for s in stack.settings.shops)
+
+
 def settle(stack: RunningStack, seconds: float = 300) -> None:
     """Waits until no accepted delivery is still unapplied; fails if that never happens."""
     client = redis_of(stack)
@@ -161,7 +167,7 @@ def settle(stack: RunningStack, seconds: float = 300) -> None:
     left = -1
     while time.monotonic() < deadline:
         try:
-            left = sum(client.hlen(f"{prefix(s.id)}pending") for s in stack.settings.shops)
+            left = pending(stack, client)
             if left == 0:
                 print(f"[settled in {time.monotonic() - started:.1f}s]")
                 return

@@ -148,7 +148,7 @@ def quiet_pending(stack, quiet: float = 10.0, bound: float = 120.0) -> int:  # t
     client = support.redis_of(stack)
     last, since, deadline = -1, time.monotonic(), time.monotonic() + bound
     while time.monotonic() < deadline:
-        now = sum(client.hlen(f"xs:{{{s.id}}}:pending") for s in stack.settings.shops)
+        now = support.pending(stack, client)
         if now != last:
             last, since = now, time.monotonic()
         elif now == 0 or time.monotonic() - since >= quiet:
@@ -269,15 +269,29 @@ def test_poison_events_go_to_the_dead_letter_topic_and_the_stream_goes_on(
 def test_redis_refusing_writes_for_a_while_skips_no_event(tmp_path, clean_figures, rng):
     """Redis at its maxmemory (-OOM) mid-replay: the connector answers 503 meanwhile, the
     worker waits for Redis instead of dead-lettering what it cannot write yet, and once
-    Redis takes writes again every figure equals the clean run."""
+    Redis takes writes again every figure equals the clean run.
+
+    The worker is frozen (SIGSTOP, well inside its 10 s Kafka session) until accepted
+    deliveries wait for it, so it surely has events to write while Redis is full: a worker
+    that had caught up (as it does on a fast broker) would otherwise never meet the refusal,
+    since the connector takes no new delivery meanwhile."""
     stack = support.start(tmp_path / "stack")
     client = support.redis_of(stack)
     try:
         replay = paced_replay(stack)
         (point,) = kill_points(rng, 1)
-        accepted = wait_accepted(stack, point, replay)
-        assert replay.running(), "the replay ended before Redis could refuse writes"
-        client.config_set("maxmemory", "1")
+        wait_accepted(stack, point, replay)
+        worker = support.process_of(stack, "worker")
+        assert worker is not None
+        support.os.kill(worker, signal.SIGSTOP)
+        try:
+            accepted = wait_accepted(stack, point + 30, replay)
+            assert replay.running(), "the replay ended before Redis could refuse writes"
+            backlog = support.pending(stack, client)
+            assert backlog > 0, "no accepted delivery waits for the frozen worker"
+            client.config_set("maxmemory", "1")
+        finally:
+            support.os.kill(worker, signal.SIGCONT)
         worker_log = stack.settings.data_dir / "logs" / "worker.log"
         try:
             deadline = time.monotonic() + 60
@@ -289,8 +303,9 @@ def test_redis_refusing_writes_for_a_while_skips_no_event(tmp_path, clean_figure
         refused = worker_log.read_text().count("Redis cannot take an event now (")
         assert dict(replay.wait()) == {200: support.SAMPLE_DELIVERIES}
         support.settle(stack)
-        print(f"[Redis refused writes (maxmemory 1) after {accepted} accepted deliveries; "
-              f"the worker retried {refused} times; no event dead-lettered]")
+        print(f"[Redis refused writes (maxmemory 1) after {accepted} accepted deliveries, "
+              f"{backlog} of them not yet applied; the worker retried {refused} times; no "
+              f"event dead-lettered]")
         assert client.hgetall(DEAD_LETTERS_KEY) == {}
         assert_same(stack, clean_figures, "after Redis refused writes for a while")
     finally:
