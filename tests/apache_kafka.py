@@ -125,7 +125,11 @@ class ApacheKafka:
         }
         self.properties = self.data_dir / "server.properties"
         self.properties.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        # Kafka's own Uuid.randomUuid() redraws ids that start with "-": the storage tool's
+        # argument parser would take one for an option (1 run in 64 failed here).
+        cluster_id = "-"
+        while cluster_id.startswith("-"):
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         done = subprocess.run(
             self._java("kafka.tools.StorageTool", "format", "-t", cluster_id,
                        "-c", str(self.properties)),
