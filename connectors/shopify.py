@@ -76,9 +76,7 @@ CENT = Decimal("0.01")
 def _money_bags(refund: dict[str, Any]) -> list[dict[str, Any]]:
     bags = []
     for list_field, set_fields in _REFUND_PARTS:
-        for part in refund.get(list_field) or []:
-            if not isinstance(part, dict):
-                continue
+        for part in object_list(refund, list_field, "refund"):
             for field in set_fields:
                 bag = part.get(field)
                 if (isinstance(bag, dict) and isinstance(bag.get("shop_money"), dict)
@@ -112,9 +110,7 @@ def refund_amount(refund: dict[str, Any], shop_currency: str | None) -> Decimal:
     """What a refund gave back, in shop money: its successful `refund` transactions."""
     shop_currency = shop_currency or _shop_currency_of(refund)
     total = Decimal(0)
-    for tx in refund.get("transactions") or []:
-        if not isinstance(tx, dict):
-            raise Rejected(400, "refund transaction is not an object")
+    for tx in object_list(refund, "transactions", "refund"):
         if tx.get("kind") != "refund" or tx.get("status") != "success":
             continue
         amount_set = tx.get("amount_set")

@@ -16,7 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from connectors import app, compliance, offers, shopify, woocommerce
@@ -110,6 +110,12 @@ def test_shopify_parse_takes_any_bytes(raw, topic):
 @FUZZ
 @given(body=mutated(SHOPIFY_ORDER),
        topic=st.sampled_from(sorted(shopify.ORDER_TOPICS | {"refunds/create"})))
+# Found by review: a refund's transactions or money parts as a number were a TypeError.
+@example(body=SHOPIFY_ORDER | {"refunds": 5}, topic="refunds/create")
+@example(body=SHOPIFY_ORDER | {"refunds": [{"id": 5, "transactions": 5}]},
+         topic="orders/updated")
+@example(body=SHOPIFY_ORDER | {"refunds": [{"id": 5, "refund_line_items": 3,
+                                            "transactions": []}]}, topic="orders/updated")
 def test_shopify_parse_takes_any_order_shape(body, topic):
     if topic == "refunds/create":
         body = body | {"order_id": body.get("id"), "transactions": body.get("refunds")}
