@@ -42,7 +42,10 @@ TOPIC_HEADER = "X-WC-Webhook-Topic"
 
 ORDER_TOPICS = frozenset({"order.created", "order.updated", "order.restored"})
 # Statuses of orders that are not (or no longer) placed: METRICS.md section 1.
-NOT_COUNTED = frozenset({"cancelled", "failed", "trash", "pending", "checkout-draft"})
+# Not placed yet: `pending`, the block checkout's `checkout-draft`, and the `draft` /
+# `auto-draft` of an order still being written in wp-admin.
+NOT_COUNTED = frozenset({"cancelled", "failed", "trash", "pending", "checkout-draft", "draft",
+                         "auto-draft"})
 
 # Stages of an order's life, for two states with the same `date_modified_gmt` (a checkout
 # that creates and pays an order in one second): the later one wins. A custom status counts

@@ -436,8 +436,8 @@ def test_which_orders_count(shopify_pipe, woo_pipe, redis_client):
             4100000000023, "8.00", financial_status="voided")), "v"),
         shopify("orders/create", raw(shopify_order(4100000000024, "16.00")), "ok"),
     ])
-    statuses_seen = ("cancelled", "failed", "trash", "pending", "checkout-draft",
-                     "processing", "on-hold", "completed", "refunded")
+    statuses_seen = ("cancelled", "failed", "trash", "pending", "checkout-draft", "draft",
+                     "auto-draft", "processing", "on-hold", "completed", "refunded")
     woo_pipe.post([woo("order.created", raw(woo_order(200 + i, "1.00", status=status,
                                                       customer_id=0)), f"w-{status}")
                    for i, status in enumerate(statuses_seen)])
