@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from connectors.common import CustomerKeys
+from connectors.signing import sign
 from xsell_stream.store import WEBHOOKS_KEY, prefix
 
 from .conftest import RunningStack
@@ -49,6 +50,20 @@ def deliver(stack: RunningStack, shop: str, topic: str, body: dict[str, object],
     return post(stack, "/webhooks/shopify", raw, headers)
 
 
+def deliver_offer(stack: RunningStack, shop: str, offer_id: str, action: str,
+                  delivery_id: str) -> tuple[int, dict[str, object]]:
+    """Anna's upsell offers: an offer id with the separator in it, as an app may send."""
+    raw = json.dumps({"offer_id": offer_id, "action": action, "customer_id": 501,
+                      "at": "2026-01-05T10:00:00Z"}).encode()
+    headers = {"Content-Type": "application/json", "X-Xsell-Shop": shop,
+               "X-Xsell-Delivery-Id": delivery_id,
+               "X-Xsell-Hmac-Sha256": sign(SECRETS[shop], raw)}
+    return post(stack, "/webhooks/offers", raw, headers)
+
+
+OFFERS = [("bundle|7", "presented"), ("bundle|7", "accepted")]
+
+
 def totals(stack: RunningStack, shop: str) -> dict[str, dict[bytes, bytes]]:
     """The shop's totals: every bucket hash itself, not the per-customer ones."""
     snap = support.snapshot(stack)[shop]
@@ -71,6 +86,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     for shop in (ALPHA, BETA):
         for n, body in enumerate(ORDERS):
             assert deliver(running, shop, "orders/create", body, f"{shop}-o{n}")[0] == 200
+        for n, (offer_id, action) in enumerate(OFFERS):
+            assert deliver_offer(running, shop, offer_id, action, f"{shop}-u{n}")[0] == 200
     support.settle(running, 120)
     yield running
     support.stop(running)
@@ -107,6 +124,7 @@ def test_data_request_is_acknowledged_and_logs_what_is_held(stack):
     assert held["customer_keys"][0] == "id:501"
     assert held["customer_keys"][1].startswith("email:")
     assert sorted(held["orders"]) == ["1", "2"]
+    assert held["offer_events"] == 2
     assert held["orders"]["1"]["total_units"] == "100000"
     assert "request 9999" in line
     assert ANNA_EMAIL.lower() not in log.lower()
@@ -121,11 +139,14 @@ def test_customers_redact_forgets_the_customer_and_keeps_the_totals(stack):
     month = before["b:month:2026-01"]
     assert (month[b"orders"], month[b"customers"], month[b"repeat_customers"]) == (
         b"4", b"3", b"1")  # Anna (twice), Bob, the guest by e-mail
+    assert (month[b"upsell_offered_customers"], month[b"upsell_accepted_customers"]) == (
+        b"1", b"1")
 
     status, answer = deliver(stack, ALPHA, "customers/redact", redact_body(ALPHA), "c-redact")
     assert status == 200, answer
     assert answer["status"] == "customer redacted"
     assert answer["orders"] == 2  # orders 1 and 2 no longer name Anna
+    assert answer["offer_events"] == 2  # her presented and accepted offer
     text = dump(stack, ALPHA)
     assert "id:501" not in text and anna_keys[1] not in text
     assert "id:502" in text and "redacted:" in text  # Bob stays; Anna is a pseudonym now

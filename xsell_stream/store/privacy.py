@@ -9,7 +9,7 @@ A customer appears in the store only through their customer key (`id:<platform i
                                        last counted)
     xs:{shop}:b:<bucket>:co|:mo|:uo|:ua  a field named by the customer key
     xs:{shop}:b:<bucket>:sp:<cust>     a hash named by the customer key
-    xs:{shop}:offer:<offer>|<action>|<cust>  a string named by the customer key
+    xs:{shop}:offer:<offer>|<action>|<cust>|<micros>  a string named by the customer key
 
 Redacting a customer replaces each of their keys, everywhere above, by a fresh random
 pseudonym `redacted:<32 hex>` (one per key, never derived from the customer). The shop's
@@ -114,6 +114,16 @@ class Privacy:
                 found[key] = {_text(a): _text(b) for a, b in raw.items()}
         return found
 
+    async def _offers_of(self, shop: str,
+                         customer_key: str) -> AsyncIterator[tuple[str, str, str]]:
+        """The customer's counted offer events as (key, what comes before the customer key,
+        what comes after), split from the right, since an offer id may hold anything."""
+        p = prefix(shop)
+        async for key in self._scan(f"{_glob_escape(p)}offer:*|{_glob_escape(customer_key)}|*"):
+            head, customer, instant = key.rsplit("|", 2)
+            if customer == customer_key:
+                yield key, head, instant
+
     async def customer_data(self, shop: str, customer_keys: list[str]) -> CustomerData:
         p = prefix(shop)
         data = CustomerData(customer_keys)
@@ -131,7 +141,7 @@ class Privacy:
             if any(key.endswith(f":sp:{c}") for c in customer_keys):
                 data.buckets.append(key[len(p) + 2:])
         for c in customer_keys:
-            async for _ in self._scan(f"{_glob_escape(p)}offer:*|{_glob_escape(c)}"):
+            async for _ in self._offers_of(shop, c):
                 data.offers += 1
         return data
 
@@ -154,8 +164,8 @@ class Privacy:
                     await self._client.rename(key, key[: -len(c)] + pseudonym)
                     done.bucket_entries += 1
         for c, pseudonym in pseudonyms.items():
-            async for key in self._scan(f"{_glob_escape(p)}offer:*|{_glob_escape(c)}"):
-                await self._client.rename(key, key[: -len(c)] + pseudonym)
+            async for key, head, instant in self._offers_of(shop, c):
+                await self._client.rename(key, f"{head}|{pseudonym}|{instant}")
                 done.offers += 1
         return done
 
