@@ -94,3 +94,12 @@ def test_a_port_already_in_use_is_refused_before_anything_starts(tmp_path):
         "xsell-stream or another program holds it. Stop it, or choose a free port with "
         "[connector].port in the config (--port for demo)")
     assert stack.children == []
+
+
+def test_the_worker_keeps_its_faust_state_under_the_data_dir(tmp_path):
+    """Not in the working directory: a container's user may not write there (the image's
+    /app), and a checkout would collect `<group>-data/` folders."""
+    from xsell_stream.worker import make_app
+
+    settings = load(write_config(tmp_path, RECORDED_SHOPS, kafka="127.0.0.1:9"))
+    assert Path(make_app(settings).conf.datadir) == tmp_path / ".xsell" / "faust"

@@ -95,6 +95,9 @@ def make_app(settings: Settings) -> faust.App:
         kafka.consumer_group,
         broker=f"kafka://{kafka.bootstrap_servers}",
         store="memory://",
+        # Faust keeps its own state under the data dir, not in the working directory (which
+        # a container's non-root user may not write, and a checkout should not collect).
+        datadir=str(settings.data_dir / "faust"),
         web_enabled=False,
         autodiscover=False,
         topic_partitions=kafka.partitions,
