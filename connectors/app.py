@@ -93,7 +93,8 @@ class Receiver:
             raise Rejected(401, f"unknown shop {shown}: add it to [[shops]] in the config{where}")
         request[SHOP] = shop.id
         if not signing.verify(raw, headers.get(module.SIGNATURE_HEADER), shop.secrets):
-            raise Rejected(401, f"bad or missing {module.SIGNATURE_HEADER}")
+            raise Rejected(401, f"bad or missing {module.SIGNATURE_HEADER}: the shop's "
+                                "secrets in [[shops]] must hold the secret it signs with")
         content_type = request.content_type
         if content_type != "application/json":
             raise Rejected(415, f"content type {content_type!r}, expected application/json")
@@ -129,13 +130,20 @@ class Receiver:
                 return web.json_response({"status": "duplicate"}), shop.id
             await self._ledger.hold(shop.id, delivery_id)
         except RedisError as exc:
-            raise Rejected(503, f"Redis unavailable ({type(exc).__name__}); retry later") from None
+            raise Rejected(503, f"Redis unavailable ({type(exc).__name__}); retry later; "
+                                "check [redis].url and the Redis server") from None
         try:
             await self._producer.send(self._topic, events.partition_key(event),
                                       events.encode(event))
         except BrokerUnavailable as exc:
-            await self._ledger.release(shop.id, delivery_id)
-            raise Rejected(503, f"Kafka unavailable ({exc}); retry later") from None
+            try:
+                await self._ledger.release(shop.id, delivery_id)
+            except RedisError:
+                # The hold stays until the store's retry is applied; a 503 all the same.
+                log.warning("could not release pending delivery %s: Redis unavailable",
+                            delivery_id)
+            raise Rejected(503, f"Kafka unavailable ({exc}); retry later; check "
+                                "[kafka].bootstrap_servers and the broker") from None
         await self._count(platform, shop.id, "accepted")
         return web.json_response({"status": "accepted"}), shop.id
 

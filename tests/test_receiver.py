@@ -136,7 +136,8 @@ def test_a_forged_delivery_with_the_real_id_does_not_block_the_real_one(tmp_path
         (forged, shopify_headers(forged, "d-3", secret="guessed")),
         (body, shopify_headers(body, "d-3")),
     ]))
-    assert answers[0] == (401, {"error": "bad or missing X-Shopify-Hmac-Sha256"})
+    assert answers[0] == (401, {"error": "bad or missing X-Shopify-Hmac-Sha256: the shop's "
+                                         "secrets in [[shops]] must hold the secret it signs with"})
     assert answers[1] == (200, {"status": "accepted"})
     [record] = consume_all(broker.bootstrap_servers, settings.kafka_settings.topic)
     assert events.decode(record).total == Decimal("30.10")
@@ -159,7 +160,7 @@ def test_unreachable_broker_answers_503_and_leaves_nothing_pending(tmp_path, red
     [(status, answer)] = asyncio.run(post_all(settings, [(body, shopify_headers(body, delivery))]))
     assert status == 503
     assert answer["error"].startswith("Kafka unavailable")
-    assert answer["error"].endswith("retry later")
+    assert answer["error"].endswith("retry later; check [kafka].bootstrap_servers and the broker")
     assert redis_client.hlen(prefix(SHOP) + "pending") == 0
     assert redis_client.hgetall("xs:webhooks") == {f"shopify|{SHOP}|unavailable".encode(): b"1"}
 
@@ -174,7 +175,8 @@ def test_rejections_are_counted_under_a_configured_shop_never_an_unknown_one(
         (body, stranger),
     ]))
     assert answers == [
-        (401, {"error": "bad or missing X-Shopify-Hmac-Sha256"}),
+        (401, {"error": "bad or missing X-Shopify-Hmac-Sha256: the shop's secrets in "
+                             "[[shops]] must hold the secret it signs with"}),
         (401, {"error": "unknown shop 'stranger.myshopify.com': add it to [[shops]] in the "
                         'config with platform = "shopify"'}),
     ]

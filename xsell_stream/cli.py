@@ -18,7 +18,7 @@ from typing import Any
 import redis
 
 from . import config as config_module
-from .config import ConfigError, Settings
+from .config import ConfigError, Settings, without_password
 from .periods import CALENDAR_PERIODS, WINDOWS
 
 log = logging.getLogger("xsell_stream")
@@ -118,7 +118,7 @@ def cmd_report(args: argparse.Namespace) -> int:
                       file=sys.stderr)
         report = figures_for(settings, reader, args.shop, args.period, day)
     except redis.RedisError as exc:
-        print(f"error: cannot read Redis at {settings.redis_url} ({exc}); "
+        print(f"error: cannot read Redis at {without_password(settings.redis_url)} ({exc}); "
               "is the stack up? (xsell-stream up --config FILE)", file=sys.stderr)
         return 2
     if args.json:

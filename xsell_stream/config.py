@@ -10,6 +10,7 @@ import secrets
 import tomllib
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -53,7 +54,18 @@ class KafkaSettings(_Frozen):
 
 
 class RedisSettings(_Frozen):
-    url: str = "redis://localhost:6379/0"
+    # May hold a password: never in a repr; shown through `without_password`.
+    url: str = Field(default="redis://localhost:6379/0", repr=False)
+
+
+def without_password(url: str) -> str:
+    """A service URL fit for a log line or a terminal: its password replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    userinfo, host = parts.netloc.rsplit("@", 1)
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 class EmbeddedSettings(_Frozen):
@@ -69,7 +81,7 @@ class ShopSettings(_Frozen):
     timezone: str = "UTC"
     lifespan_years: float = 3
     currency: str | None = None
-    secrets: list[str] = Field(min_length=1)
+    secrets: list[str] = Field(min_length=1, repr=False)
     # The line-item property (Shopify) / meta key (WooCommerce) that marks an accepted upsell
     # (METRICS.md §5); "" turns the order-side upsell path off.
     upsell_property: str = DEFAULT_UPSELL_PROPERTY
@@ -97,7 +109,7 @@ class ShopSettings(_Frozen):
 
 class Settings(_Frozen):
     data_dir: Path = Path(".xsell")
-    email_hash_key: str | None = None
+    email_hash_key: str | None = Field(default=None, repr=False)
     connector: ConnectorSettings = ConnectorSettings()
     exporter: ExporterSettings = ExporterSettings()
     kafka: KafkaSettings | None = None

@@ -22,7 +22,7 @@ from typing import TextIO
 import redis
 
 from .broker import ensure_topics
-from .config import Settings
+from .config import Settings, without_password
 
 log = logging.getLogger("xsell_stream.up")
 
@@ -215,8 +215,9 @@ class Stack:
                 return
             except redis.RedisError as exc:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"Redis at {self.settings.redis_url} did not answer "
-                                       f"({exc}); check [redis].url or the redis log") from exc
+                    shown = without_password(self.settings.redis_url)
+                    raise RuntimeError(f"Redis at {shown} did not answer ({exc}); "
+                                       "check [redis].url or the redis log") from exc
                 time.sleep(0.1)
             finally:
                 client.close()
@@ -244,7 +245,7 @@ class Stack:
             "health": f"http://{s.connector.host}:{s.connector.port}/healthz",
             "metrics": f"http://{s.exporter.host}:{s.exporter.port}/metrics",
             "kafka": s.kafka_settings.bootstrap_servers,
-            "redis": s.redis_url,
+            "redis": without_password(s.redis_url),
             "logs": str(self.log_dir),
         }
         return urls
