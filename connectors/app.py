@@ -128,13 +128,13 @@ class Receiver:
             if await self._ledger.is_done(shop.id, delivery_id):
                 await self._count(platform, shop.id, "duplicate")
                 return web.json_response({"status": "duplicate"}), shop.id
-            await self._ledger.hold(shop.id, delivery_id)
+            encoded = events.encode(event)
+            await self._ledger.hold(shop.id, delivery_id, encoded)
         except RedisError as exc:
             raise Rejected(503, f"Redis unavailable ({type(exc).__name__}); retry later; "
                                 "check [redis].url and the Redis server") from None
         try:
-            await self._producer.send(self._topic, events.partition_key(event),
-                                      events.encode(event))
+            await self._producer.send(self._topic, events.partition_key(event), encoded)
         except BrokerUnavailable as exc:
             try:
                 await self._ledger.release(shop.id, delivery_id)

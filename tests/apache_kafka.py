@@ -19,13 +19,14 @@ import base64
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
+
+from tests.ports import free_port
 
 VERSION = os.environ.get("XSELL_APACHE_KAFKA_VERSION", "4.1.1")
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,12 +74,6 @@ def fetch(version: str = VERSION) -> Path:
     return libs
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class ApacheKafka:
     """One KRaft node on loopback; `stop()` and `start()` keep its data."""
 
@@ -86,8 +81,8 @@ class ApacheKafka:
         self.version = version
         self.libs = fetch(version)
         self.data_dir = data_dir
-        self.port = _free_port()
-        self.controller_port = _free_port()
+        self.port = free_port()
+        self.controller_port = free_port()
         self.bootstrap_servers = f"127.0.0.1:{self.port}"
         self.log_path = data_dir / "kafka.log"
         self.process: subprocess.Popen[bytes] | None = None

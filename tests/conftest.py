@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.ports import free_port
 from xsell_stream import config as config_module
 from xsell_stream.stack import kafka_broker_binary, redis_server_binary
 
@@ -32,12 +33,6 @@ SHOPIFY_SHOP = "northwind-gifts.myshopify.com"
 WOO_SHOP = "continental-gifts.example"
 SHOPIFY_SECRET = "shpss_northwind_demo_0b5e1c"
 WOO_SECRET = 'wc&demo<secret>"2011'
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_until(check, seconds: float, what: str) -> None:  # type: ignore[no-untyped-def]

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -125,9 +126,47 @@ async def replay(
     return statuses
 
 
+def check_base_url(url: str) -> None:
+    """The connector's base URL, or a ValueError saying what to give instead."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"--url {url!r} is not an http(s) URL; give the connector's base "
+                         "URL, e.g. http://127.0.0.1:8080")
+    if parts.path.strip("/") or parts.query:
+        raise ValueError(f"--url {url!r} has a path; give the connector's base URL (e.g. "
+                         f"{parts.scheme}://{parts.netloc}): the recordings carry the "
+                         "/webhooks/... path")
+
+
+async def _probe(url: str, seconds: float = 10.0) -> None:
+    """Fails fast, with advice, when no connector answers: otherwise every delivery would
+    wait out its retries first (minutes) before the replay could say so."""
+    health = url.rstrip("/") + "/healthz"
+    deadline = time.monotonic() + seconds
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+        while True:
+            try:
+                async with session.get(health) as resp:
+                    await resp.read()
+                    return  # any answer: something listens there
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"no connector answers at {url} ({type(exc).__name__}); start it with "
+                        "`xsell-stream up --config FILE`, or check --url against [connector] "
+                        "host and port") from None
+            await asyncio.sleep(0.5)
+
+
 def replay_files(paths: list[Path], url: str, concurrency: int = 8,
                  retries: int = 8, rate: float = 0.0) -> Counter[int | str]:
+    check_base_url(url)
     for p in paths:
         if not p.exists():
             raise FileNotFoundError(f"{p} not found")
-    return asyncio.run(replay(merged(paths), url, concurrency, retries, rate=rate))
+
+    async def run() -> Counter[int | str]:
+        await _probe(url)
+        return await replay(merged(paths), url, concurrency, retries, rate=rate)
+
+    return asyncio.run(run())

@@ -21,7 +21,7 @@ from typing import TextIO
 
 import redis
 
-from .broker import ensure_topics
+from .broker import ensure_topics, redeliver_unapplied
 from .config import Settings, without_password
 
 log = logging.getLogger("xsell_stream.up")
@@ -189,6 +189,8 @@ class Stack:
                 "--advertised-listener-url", f"tcp://127.0.0.1:{port}",
             ], self.log_dir / "broker.log"))
         ensure_topics(s.kafka_settings, wait_seconds=60.0)
+        if s.kafka is None:
+            self._redeliver()
         self._launch(self._python("worker", "worker"))
         self._launch(self._python("connector", "connector"))
         self._launch(self._python("exporter", "exporter"))
@@ -272,11 +274,21 @@ class Stack:
     def _recreate_topics(self) -> None:
         """The embedded broker keeps nothing across a restart, its topics included; the
         connector answers 503 until they are back. What it had acknowledged but not yet
-        delivered is gone: those deliveries stay pending in Redis, never marked done."""
+        delivered is gone from it, but kept in Redis until applied: it is handed over again."""
         try:
             ensure_topics(self.settings.kafka_settings, wait_seconds=30.0)
         except RuntimeError as exc:
             log.warning("%s", exc)
+            return
+        self._redeliver()
+
+    def _redeliver(self) -> None:
+        try:
+            redeliver_unapplied(self.settings)
+        except Exception as exc:  # noqa: BLE001 - kept in Redis: the next start tries again
+            log.warning("could not hand the accepted, not yet applied events to the broker "
+                        "again (%s: %s); they stay kept in Redis and are handed over at the "
+                        "next start of up", type(exc).__name__, exc)
 
     def stop(self) -> None:
         # Stop taking deliveries first; the backing services last.

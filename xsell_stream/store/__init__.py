@@ -18,6 +18,8 @@ Key schema (one shop's keys share the hash tag `{shop}`):
     xs:{shop}:offer:<identity>      str   an offer event already counted
     xs:{shop}:dlv:<delivery id>     str   a delivery whose effect is in Redis (expires)
     xs:{shop}:pending               hash  delivery id -> accepted, not yet applied
+    xs:{shop}:unapplied             hash  delivery id -> its encoded event, until applied (what
+                                          `up` hands again to an embedded broker that lost it)
     xs:{shop}:meta                  hash  currency
     xs:{shop}:stats                 hash  events_applied / _unchanged / _stale, last_event_unix
     xs:webhooks                     hash  "<platform>|<shop or unknown>|<outcome>" -> count
@@ -165,7 +167,10 @@ class DeliveryLedger:
 
     _RELEASE = """
     local n = redis.call('HINCRBY', KEYS[1], ARGV[1], -1)
-    if n <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
+    if n <= 0 then
+      redis.call('HDEL', KEYS[1], ARGV[1])
+      redis.call('HDEL', KEYS[2], ARGV[1])
+    end
     return n
     """
 
@@ -176,16 +181,27 @@ class DeliveryLedger:
     async def is_done(self, shop: str, delivery_id: str) -> bool:
         return bool(await self._client.exists(f"{prefix(shop)}dlv:{delivery_id}"))
 
-    async def hold(self, shop: str, delivery_id: str) -> None:
-        """Mark a delivery as accepted-but-not-applied before it is produced."""
-        await self._client.hincrby(f"{prefix(shop)}pending", delivery_id, 1)
+    async def hold(self, shop: str, delivery_id: str, event: bytes) -> None:
+        """Mark a delivery as accepted-but-not-applied before it is produced, keeping its
+        event until the worker applies it: a broker that loses what it acknowledged (the
+        embedded one keeps nothing across a restart) is handed it again by `up`."""
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.hincrby(f"{prefix(shop)}pending", delivery_id, 1)
+            pipe.hset(f"{prefix(shop)}unapplied", delivery_id, event)
+            await pipe.execute()
 
     async def release(self, shop: str, delivery_id: str) -> None:
         """Undo `hold` for a delivery that could not be handed to the broker."""
-        await self._release(keys=[f"{prefix(shop)}pending"], args=[delivery_id])
+        await self._release(keys=[f"{prefix(shop)}pending", f"{prefix(shop)}unapplied"],
+                            args=[delivery_id])
 
     async def count_webhook(self, platform: str, shop: str, outcome: str) -> None:
         await self._client.hincrby(WEBHOOKS_KEY, f"{platform}|{shop}|{outcome}", 1)
+
+
+def unapplied_events(client: redis.Redis, shop: str) -> list[bytes]:
+    """The encoded events of the shop's accepted deliveries not applied yet."""
+    return list(client.hvals(f"{prefix(shop)}unapplied"))
 
 
 class AggregateReader:

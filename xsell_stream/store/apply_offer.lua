@@ -32,6 +32,7 @@ end
 
 redis.call('SET', P .. 'dlv:' .. ARGV[6], '1', 'EX', ARGV[7])
 redis.call('HDEL', P .. 'pending', ARGV[8])
+redis.call('HDEL', P .. 'unapplied', ARGV[8])
 redis.call('HINCRBY', P .. 'stats', 'events_' .. outcome, 1)
 redis.call('HSET', P .. 'stats', 'last_event_unix', redis.call('TIME')[1])
 return outcome

@@ -174,6 +174,7 @@ end
 -- 4. The delivery is done only now that its effect is in Redis.
 redis.call('SET', P .. 'dlv:' .. ARGV[4], '1', 'EX', ARGV[5])
 redis.call('HDEL', P .. 'pending', ARGV[6])
+redis.call('HDEL', P .. 'unapplied', ARGV[6])
 redis.call('HINCRBY', P .. 'stats', 'events_' .. outcome, 1)
 redis.call('HSET', P .. 'stats', 'last_event_unix', redis.call('TIME')[1])
 return outcome
