@@ -40,7 +40,10 @@ def order_history(draw: st.DrawFn, index: int) -> list[object]:
     """Every event one order produces: states (some late, some restores), refunds both as
     their own events and inside states, deletions."""
     order_id = str(draw(st.sampled_from([index + 1, 2**53 + 1 + index, 2**63 - 1 - index])))
-    day_offset = draw(st.sampled_from([-400, -200, -45, -8, -3, -2, -1, 0, 1, 2, 3, 6]))
+    # -365, -90, -30 and the day after each: both sides of the first day of the 365d, 90d and
+    # 30d windows ending on day 0.
+    day_offset = draw(st.sampled_from([-400, -365, -364, -200, -90, -89, -45, -30, -29, -8, -3,
+                                       -2, -1, 0, 1, 2, 3, 6]))
     created = BASE + timedelta(days=day_offset, minutes=draw(st.integers(-720, 720)))
     common = {"shop": SHOP, "platform": "shopify", "order_id": order_id}
 

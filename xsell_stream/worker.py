@@ -120,7 +120,10 @@ def make_app(settings: Settings) -> faust.App:
 
     async def dead_letter(raw: bytes, shop: str, reason: str) -> None:
         log.error("dead letter (%s): %s", shop, reason)
-        await dead_letters.send(value=raw, headers={"reason": reason.encode()})
+        # Wait for the broker's acknowledgement, not just the send buffer: the offset of the
+        # poison event may be committed as soon as this returns.
+        acknowledged = await dead_letters.send(value=raw, headers={"reason": reason.encode()})
+        await acknowledged
         await until_redis_takes("a dead-letter count", partial(applier.count_dead_letter, shop))
 
     @app.agent(source, concurrency=1)
