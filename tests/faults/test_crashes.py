@@ -86,32 +86,31 @@ def kill_repeatedly(stack, name: str, times: int, rng: random.Random,  # type: i
     return killed
 
 
-def test_worker_killed_at_random_points_changes_no_figure(tmp_path, clean_figures, rng):
-    stack = support.start(tmp_path / "stack")
+def kills_change_no_figure(directory: Path, clean, rng: random.Random,  # type: ignore[no-untyped-def]
+                           name: str, times: int, what: str) -> None:
+    """A paced replay with `name` killed `times` times: every delivery is answered 200 in the
+    end and the figures equal the clean run's."""
+    stack = support.start(directory)
     try:
         replay = paced_replay(stack)
-        killed = kill_repeatedly(stack, "worker", WORKER_KILLS, rng, replay)
+        killed = kill_repeatedly(stack, name, times, rng, replay)
         assert dict(replay.wait()) == {200: support.SAMPLE_DELIVERIES}
         support.settle(stack)
-        assert killed == WORKER_KILLS
-        assert_same(stack, clean_figures, f"after {killed} worker kills")
+        assert killed == times
+        assert_same(stack, clean, f"after {killed} {what} kills")
     finally:
         support.stop(stack)
+
+
+def test_worker_killed_at_random_points_changes_no_figure(tmp_path, clean_figures, rng):
+    kills_change_no_figure(tmp_path / "stack", clean_figures, rng, "worker", WORKER_KILLS,
+                           "worker")
 
 
 def test_connector_killed_mid_replay_with_the_store_retrying_changes_no_figure(
         tmp_path, clean_figures, rng):
-    stack = support.start(tmp_path / "stack")
-    try:
-        replay = paced_replay(stack)
-        killed = kill_repeatedly(stack, "connector", CONNECTOR_KILLS, rng, replay)
-        statuses = replay.wait()
-        assert dict(statuses) == {200: support.SAMPLE_DELIVERIES}
-        support.settle(stack)
-        assert killed == CONNECTOR_KILLS
-        assert_same(stack, clean_figures, f"after {killed} connector kills")
-    finally:
-        support.stop(stack)
+    kills_change_no_figure(tmp_path / "stack", clean_figures, rng, "connector", CONNECTOR_KILLS,
+                           "connector")
 
 
 def test_redis_restarted_with_persistence_keeps_every_figure(tmp_path, clean_figures, rng):
@@ -184,16 +183,8 @@ def test_embedded_broker_killed_mid_replay_loses_no_accepted_delivery(
     topics and hands it the accepted events the worker had not applied yet."""
     if support.external_kafka():
         pytest.skip("the embedded broker's own fault: this run uses an external Kafka")
-    stack = support.start(tmp_path / "stack")
-    try:
-        replay = paced_replay(stack)
-        killed = kill_repeatedly(stack, "broker", BROKER_KILLS, rng, replay)
-        assert dict(replay.wait()) == {200: support.SAMPLE_DELIVERIES}
-        support.settle(stack)
-        assert killed == BROKER_KILLS
-        assert_same(stack, clean_figures, f"after {killed} embedded broker kills")
-    finally:
-        support.stop(stack)
+    kills_change_no_figure(tmp_path / "stack", clean_figures, rng, "broker", BROKER_KILLS,
+                           "embedded broker")
 
 
 def test_broker_stopped_while_deliveries_arrive_answers_503_then_completes(
