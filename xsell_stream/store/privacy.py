@@ -22,7 +22,9 @@ New keys: none. Redacting a shop deletes every `xs:{shop}:*` key and the shop's 
 
 Not atomic across keys: an event of the same customer applied while a redaction runs can
 bring their key back for that order; Shopify sends customers/redact days after the request,
-when no such event is in flight.
+when no such event is in flight. For the same reason `xs:{shop}:unapplied` (the events of
+accepted deliveries, kept only until the worker applies them, normally for well under a
+second) is left as it is.
 """
 
 from __future__ import annotations
