@@ -22,7 +22,7 @@ import redis
 from tests.conftest import RECORDED_SHOPS, RunningStack, start_stack, stop_stack, write_config
 from xsell_stream.demo import sample_path
 from xsell_stream.replay import read_deliveries, replay
-from xsell_stream.store import prefix
+from xsell_stream.store import AggregateReader, prefix
 
 SAMPLE_DELIVERIES = 1843
 # ~31 s for the sample: four kills of one process, with `up`'s back-off of 1 + 2 + 4 s
@@ -154,9 +154,9 @@ def redis_of(stack: RunningStack) -> redis.Redis:
 
 
 def pending(stack: RunningStack, client: redis.Redis | None = None) -> int:
-    """Accepted deliveries of every shop not yet applied."""
-    client = client or redis_of(stack)
-    return sum(client.hlen(f"{prefix(s.id)}pending") for s in stack.settings.shops)
+    """Accepted deliveries of every shop not yet applied (the exporter's own read)."""
+    reader = AggregateReader(client or redis_of(stack))
+    return sum(reader.pending(s.id) for s in stack.settings.shops)
 
 
 def settle(stack: RunningStack, seconds: float = 300) -> None:
